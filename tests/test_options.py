@@ -1,0 +1,284 @@
+"""Option files: defaults, validation messages, overrides, path resolution, official layout."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dic.errors import OptionError
+from dic.options import describe, load_options, check_data_roots, save_options
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The official release's training file for multiscale-decomp MSE q1, with its data paths changed.
+OFFICIAL_TRAIN = """\
+#### general settings
+name: multiscale-decomp_mse_q1
+use_tb_logger: true
+gpu_ids: [0]
+# manual_seed: 1
+datasets:
+  train:
+    root: data/flicker/train
+    name: synthetic
+    patch_size: 256
+    batch_size: 16
+    n_workers: 4
+    use_shuffle: true
+  val:
+    root: data/flicker/val
+    name: synthetic
+    patch_size: 256
+    batch_size: 1
+    n_workers: 0
+    use_shuffle: false
+network:
+  model: multiscale-decomp
+  quality: 1
+  criterions:
+    criterion_metric: mse
+    criterion_fea: l1
+  lambdas:
+    lambda_metric: 0.0018
+    lambda_fea: 3.
+  alphas:
+    alpha_metric: 1.
+    alpha_fea: 1.
+  pretrained: true
+train:
+  mode: epoch
+  epoch:
+    value: 600
+    lr: !!float 1e-4
+    lr_aux: !!float 1e-3
+    lr_scheme: LambdaLR
+    warm_up_counts: 20
+    milestones: [450, 550]
+    gamma: 0.1
+    val_freq: 1
+  clip_max_norm: 1.0
+  loss_cap: 100
+path:
+  root: {root}
+logger:
+  print_freq: 100
+  save_checkpoint_freq: 10
+"""
+
+OFFICIAL_TEST = """\
+name: multiscale-decomp_mse_q1
+use_tb_logger: true
+gpu_ids: [0]
+datasets:
+  kodak_level1:
+    root: data/kodak
+    name: synthetic-test
+    level: 1
+    batch_size: 1
+    n_workers: 0
+    use_shuffle: false
+    cuda: false
+    estimation: false
+network:
+  model: multiscale-decomp
+path:
+  root: {root}
+  checkpoint: experiments/multiscale-decomp_mse_q1/checkpoints/checkpoint_best_loss.pth.tar
+  update: true
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "opt.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text.format(root=tmp_path))
+    return path
+
+
+def official(tmp_path: Path) -> dict:
+    return yaml.safe_load(OFFICIAL_TRAIN.format(root=tmp_path))
+
+
+def error_of(tmp_path: Path, raw: dict, **kwargs) -> str:
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(OptionError) as info:
+        load_options(path, **kwargs)
+    return str(info.value)
+
+
+def test_official_training_file_validates(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TRAIN))
+    assert opt.network.model == "multiscale-decomp"
+    assert opt["train"]["epoch"]["lr"] == pytest.approx(1e-4)
+    assert opt.train.epoch.milestones == [450, 550]
+    assert opt.datasets.train.root == str(tmp_path / "data/flicker/train")
+    assert opt.path.experiments_root == str(tmp_path / "experiments/multiscale-decomp_mse_q1")
+    # defaults fill keys the file does not mention
+    assert opt.train.amp == "off" and opt.datasets.train.legacy_gamma is False
+
+
+def test_official_test_file_validates(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TEST), is_train=False)
+    assert opt.datasets.kodak_level1.level == 1
+    assert opt.path.checkpoint.endswith("checkpoint_best_loss.pth.tar")
+    assert opt.path.results_root == str(tmp_path / "results/multiscale-decomp_mse_q1")
+
+
+def test_round_trip_through_saved_options(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TRAIN))
+    save_options(opt, tmp_path / "saved/options.yml")
+    again = load_options(tmp_path / "saved/options.yml")
+    assert again.to_dict() == {**opt.to_dict(), "path": {**opt.path, "option_file": again.path.option_file}}
+
+
+def test_overrides_set_nested_keys_with_yaml_values(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TRAIN),
+                       ["train.epoch.value=2", "datasets.train.batch_size=4", "network.lambdas.lambda_fea=0.5",
+                        "train.epoch.milestones=[1, 2]"])
+    assert opt.train.epoch.value == 2 and opt.datasets.train.batch_size == 4
+    assert opt.network.lambdas.lambda_fea == 0.5 and opt.train.epoch.milestones == [1, 2]
+
+
+def test_override_of_unknown_key_is_rejected(tmp_path):
+    with pytest.raises(OptionError, match=r"train\.epoch\.vale: unknown key \(did you mean 'value'\?\)"):
+        load_options(write(tmp_path, OFFICIAL_TRAIN), ["train.epoch.vale=3"])
+
+
+def test_malformed_override(tmp_path):
+    with pytest.raises(OptionError, match="expected KEY=VALUE"):
+        load_options(write(tmp_path, OFFICIAL_TRAIN), ["train.epoch.value"])
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["qualty"] = 3
+    message = error_of(tmp_path, raw)
+    assert "bad.yml: network.qualty: unknown key" in message and "did you mean 'quality'?" in message
+
+
+def test_unknown_top_level_key(tmp_path):
+    raw = official(tmp_path)
+    raw["loger"] = {}
+    assert "loger: unknown key (did you mean 'logger'?)" in error_of(tmp_path, raw)
+
+
+def test_wrong_type_names_key_value_and_expectation(tmp_path):
+    raw = official(tmp_path)
+    raw["datasets"]["train"]["batch_size"] = "four"
+    assert "datasets.train.batch_size: got 'four' (str), expected an integer" in error_of(tmp_path, raw)
+
+
+def test_wrong_type_boolean(tmp_path):
+    raw = official(tmp_path)
+    raw["use_tb_logger"] = "yes please"
+    assert "use_tb_logger: got 'yes please' (str), expected true or false" in error_of(tmp_path, raw)
+
+
+@pytest.mark.parametrize("quality", [0, 7])
+def test_quality_outside_range(tmp_path, quality):
+    raw = official(tmp_path)
+    raw["network"]["quality"] = quality
+    assert f"network.quality: got {quality}, expected an integer in 1..6" in error_of(tmp_path, raw)
+
+
+def test_unknown_model(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["model"] = "snr-decom"
+    message = error_of(tmp_path, raw)
+    assert "network.model: unknown model 'snr-decom' (did you mean 'snr-decomp'?)" in message
+
+
+def test_unknown_dataset(tmp_path):
+    raw = official(tmp_path)
+    raw["datasets"]["train"]["name"] = "synthetc"
+    message = error_of(tmp_path, raw)
+    assert "datasets.train.name: unknown dataset 'synthetc' (did you mean 'synthetic'?)" in message
+
+
+def test_unknown_loss(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["criterions"]["criterion_metric"] = "msssim"
+    message = error_of(tmp_path, raw)
+    assert "network.criterions.criterion_metric: unknown loss 'msssim' (did you mean 'ms-ssim'?)" in message
+
+
+def test_unknown_model_hyper_parameter(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["nn"] = 16
+    message = error_of(tmp_path, raw)
+    assert "network.nn: unknown key for model 'multiscale-decomp'" in message and "N" in message
+
+
+def test_known_model_hyper_parameter_is_kept(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["N"] = 16
+    path = tmp_path / "ok.yml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_options(path).network.N == 16
+
+
+def test_noise_level_outside_range(tmp_path):
+    raw = yaml.safe_load(OFFICIAL_TEST.format(root=tmp_path))
+    raw["datasets"]["kodak_level1"]["level"] = [1, 5]
+    assert "datasets.kodak_level1.level: got 5, expected an integer in 1..4" in error_of(tmp_path, raw, is_train=False)
+
+
+def test_training_needs_train_and_val(tmp_path):
+    raw = official(tmp_path)
+    del raw["datasets"]["val"]
+    assert "datasets.val: missing; training needs a 'train' and a 'val' data set" in error_of(tmp_path, raw)
+
+
+def test_missing_required_key(tmp_path):
+    raw = official(tmp_path)
+    del raw["name"]
+    assert "bad.yml: name: missing; expected a string" in error_of(tmp_path, raw)
+
+
+def test_missing_data_folder_is_named(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TRAIN))
+    with pytest.raises(OptionError, match=r"datasets\.train\.root: .*data/flicker/train does not exist"):
+        check_data_roots(opt)
+
+
+def test_missing_option_file(tmp_path):
+    with pytest.raises(OptionError, match="nope.yml: option file not found"):
+        load_options(tmp_path / "nope.yml")
+
+
+def test_invalid_yaml(tmp_path):
+    path = tmp_path / "broken.yml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(OptionError, match="broken.yml: not valid YAML"):
+        load_options(path)
+
+
+def test_relative_paths_resolve_against_project_root_not_cwd(tmp_path, monkeypatch):
+    conf = tmp_path / "project" / "conf" / "train"
+    conf.mkdir(parents=True)
+    raw = official(tmp_path)
+    del raw["path"]["root"]
+    (conf / "x.yml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    opt = load_options(conf / "x.yml")
+    assert opt.path.root == str(tmp_path / "project")
+    assert opt.datasets.train.root == str(tmp_path / "project/data/flicker/train")
+
+
+def test_options_documentation_is_up_to_date():
+    documented = (REPO / "docs" / "options.md").read_text()
+    assert describe() in documented, "regenerate docs/options.md: python scripts/make_options_doc.py"
+
+
+def test_launcher_reports_bad_option_without_traceback(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["quality"] = 9
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "-opt", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "network.quality: got 9, expected an integer in 1..6" in result.stderr
+    assert "Traceback" not in result.stderr
