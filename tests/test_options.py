@@ -131,6 +131,7 @@ def test_round_trip_through_saved_options(tmp_path):
     save_options(opt, tmp_path / "saved/options.yml")
     again = load_options(tmp_path / "saved/options.yml")
     assert again.to_dict() == {**opt.to_dict(), "path": {**opt.path, "option_file": again.path.option_file}}
+    assert "is_train" not in (tmp_path / "saved/options.yml").read_text()
 
 
 def test_overrides_set_nested_keys_with_yaml_values(tmp_path):

@@ -203,6 +203,12 @@ SCHEMA: Dict[str, Any] = {
     "test": {
         "protocol": STR("pad", "evaluation: 'pad' codes the whole image (padded to a multiple of 64); 'crop' centre-crops to a multiple of 64 (official protocol)", ("pad", "crop")),
         "save_images": BOOL(False, "evaluation: save decoded images as PNG"),
+        "baselines": Key(_str_or_str_list, "a list of baseline names", [],
+                         "evaluation: classical sequential baselines on the same noisy inputs: nlm-jpeg, nlm-webp, bm3d-jpeg, bm3d-webp (need the bm3d package), jpeg, webp (codec only)"),
+        "baseline_qualities": Key(_int_list, "a list of integers", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90],
+                                  "evaluation: JPEG / WebP quality ladder of the baselines (1–100)"),
+        "denoiser": PATH(None, "evaluation: learned sequential baseline: this checkpoint's reconstruction is coded by each path.checkpoint (e.g. cheng2020-anchor)"),
+        "denoiser_model": STR(None, "evaluation: architecture of test.denoiser when it is an official checkpoint"),
     },
 }
 
@@ -257,6 +263,8 @@ class _Validator:
         out: Dict[str, Any] = {}
         for key, value in raw.items():
             if key not in schema:
+                if prefix == "path" and key in DERIVED_PATHS:
+                    continue  # written by save_options; recomputed from path.root and name
                 if prefix == "network" and key not in NETWORK_FIXED:
                     out[key] = value  # model hyper-parameter, checked against the model below
                     continue
@@ -484,7 +492,8 @@ def save_options(opt: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write the resolved options as YAML, atomically (temp file then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(_plain(opt), sort_keys=False)
+    plain = {k: v for k, v in _plain(opt).items() if k != "is_train"}
+    text = yaml.safe_dump(plain, sort_keys=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)

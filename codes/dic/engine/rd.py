@@ -1,0 +1,239 @@
+"""Rate–distortion curves of evaluation reports: plots and Bjøntegaard deltas.
+
+Reports are JSON files in CompressAI's ``eval_model`` layout (``name``, ``description``,
+``results`` with one list entry per quality), as written by ``dic test`` and the baselines.
+
+``dic plot A.json B.json -o rd.png [--metric psnr|ms-ssim|ms-ssim-db]`` draws the curves;
+``dic bdrate A.json B.json`` prints the BD-rate (%) and BD-PSNR (dB) of B against A. The deltas
+use piecewise cubic Hermite interpolation (PCHIP) of each curve, the variant of the common
+reference implementations, integrated exactly over the overlapping interval.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import DicError
+
+METRICS = ("psnr", "ms-ssim", "ms-ssim-db")
+AXIS_LABELS = {"psnr": "PSNR (dB)", "ms-ssim": "MS-SSIM", "ms-ssim-db": "MS-SSIM (dB)"}
+
+ReportLike = Union[str, os.PathLike, Mapping[str, Any]]
+
+
+# ------------------------------------------------------------------------------------------
+# Reading reports
+def load_report(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """Read a report JSON; a missing or malformed file is a DicError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DicError(f"{path}: report not found; expected a JSON report written by 'dic test'")
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DicError(f"{path}: not a JSON report ({e})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("results"), dict):
+        raise DicError(f"{path}: expected a JSON object with a 'results' section "
+                       "(CompressAI's eval_model layout)")
+    report.setdefault("name", path.stem)
+    report["_source"] = str(path)
+    return report
+
+
+def _as_report(report: ReportLike) -> Dict[str, Any]:
+    return load_report(report) if isinstance(report, (str, os.PathLike)) else dict(report)
+
+
+def curve(report: ReportLike, metric: str = "psnr") -> Tuple[np.ndarray, np.ndarray]:
+    """(bpp, metric) arrays of a report, sorted by bpp. ``ms-ssim-db`` is derived from
+    ``ms-ssim`` when a report lacks it."""
+    report = _as_report(report)
+    source = report.get("_source", report.get("name", "report"))
+    results = report["results"]
+    if metric not in METRICS:
+        raise DicError(f"unknown metric '{metric}'; expected one of {', '.join(METRICS)}")
+    if "bpp" not in results:
+        raise DicError(f"{source}: results have no 'bpp' list")
+    if metric in results:
+        values = results[metric]
+    elif metric == "ms-ssim-db" and "ms-ssim" in results:
+        values = [-10 * math.log10(1 - v) if v < 1 else math.inf for v in results["ms-ssim"]]
+    else:
+        raise DicError(f"{source}: results have no '{metric}' list (the data set may have no "
+                       f"ground truth); available: {', '.join(sorted(results))}")
+    rate = np.asarray(results["bpp"], dtype=np.float64).reshape(-1)
+    dist = np.asarray(values, dtype=np.float64).reshape(-1)
+    if rate.size != dist.size:
+        raise DicError(f"{source}: 'bpp' has {rate.size} entries but '{metric}' has {dist.size}")
+    order = np.argsort(rate, kind="stable")
+    return rate[order], dist[order]
+
+
+# ------------------------------------------------------------------------------------------
+# Bjøntegaard deltas
+def _pchip_mean(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
+    """Mean of the PCHIP interpolant of (x, y) over [lo, hi]."""
+    from scipy.interpolate import PchipInterpolator
+
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if np.any(np.diff(x) <= 0):
+        raise DicError(f"the curve has repeated values {x.tolist()} on the integration axis; "
+                       "Bjøntegaard deltas need strictly monotone curves")
+    return float(PchipInterpolator(x, y).integrate(lo, hi)) / (hi - lo)
+
+
+def _check_curve(rate: Sequence[float], dist: Sequence[float], which: str) -> Tuple[np.ndarray, np.ndarray]:
+    rate = np.asarray(rate, dtype=np.float64).reshape(-1)
+    dist = np.asarray(dist, dtype=np.float64).reshape(-1)
+    if rate.size != dist.size:
+        raise DicError(f"curve {which}: {rate.size} rates but {dist.size} distortion values")
+    if rate.size < 2:
+        raise DicError(f"curve {which}: Bjøntegaard deltas need at least 2 points, got {rate.size}")
+    if not (np.all(np.isfinite(rate)) and np.all(np.isfinite(dist))):
+        raise DicError(f"curve {which}: rates and distortions must be finite")
+    if np.any(rate <= 0):
+        raise DicError(f"curve {which}: rates must be positive, got {rate.tolist()}")
+    return rate, dist
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, axis: str) -> Tuple[float, float]:
+    lo, hi = max(a.min(), b.min()), min(a.max(), b.max())
+    if not hi > lo:
+        raise DicError(f"the two curves do not overlap in {axis} ([{a.min():.4g}, {a.max():.4g}] "
+                       f"against [{b.min():.4g}, {b.max():.4g}]); no Bjøntegaard delta exists")
+    return lo, hi
+
+
+def bd_rate(r1: Sequence[float], d1: Sequence[float], r2: Sequence[float], d2: Sequence[float]) -> float:
+    """Average rate difference (%) of curve 2 against curve 1 at equal quality.
+
+    Negative: curve 2 needs fewer bits. log-rate is interpolated as a function of distortion
+    over the overlapping distortion interval.
+    """
+    r1, d1 = _check_curve(r1, d1, "A")
+    r2, d2 = _check_curve(r2, d2, "B")
+    lo, hi = _overlap(d1, d2, "quality")
+    diff = _pchip_mean(d2, np.log(r2), lo, hi) - _pchip_mean(d1, np.log(r1), lo, hi)
+    return (math.exp(diff) - 1) * 100
+
+
+def bd_psnr(r1: Sequence[float], d1: Sequence[float], r2: Sequence[float], d2: Sequence[float]) -> float:
+    """Average quality difference (dB, or metric units) of curve 2 against curve 1 at equal rate.
+
+    Distortion is interpolated as a function of log-rate over the overlapping rate interval.
+    """
+    r1, d1 = _check_curve(r1, d1, "A")
+    r2, d2 = _check_curve(r2, d2, "B")
+    l1, l2 = np.log(r1), np.log(r2)
+    lo, hi = _overlap(l1, l2, "rate")
+    return _pchip_mean(l2, d2, lo, hi) - _pchip_mean(l1, d1, lo, hi)
+
+
+def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr") -> Dict[str, float]:
+    """BD-rate (%) and BD-<metric> of report ``b`` against report ``a``."""
+    ra, da = curve(a, metric)
+    rb, db = curve(b, metric)
+    return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db)}
+
+
+# ------------------------------------------------------------------------------------------
+# Plots
+def _label(report: Mapping[str, Any], names: List[str]) -> str:
+    name = str(report.get("name", "report"))
+    if names.count(name) > 1:  # same model on several data sets: tell the curves apart
+        extra = report.get("dataset") or Path(report.get("_source", "")).stem
+        return f"{name} ({extra})" if extra else name
+    return name
+
+
+def plot_reports(reports: Sequence[ReportLike], output: Optional[Union[str, os.PathLike]] = None,
+                 metric: str = "psnr", title: Optional[str] = None, ax=None):
+    """Draw one rate–distortion curve per report on ``ax`` (a new figure if None); with ``output``
+    the figure is written atomically (format from the extension). Returns the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loaded = [_as_report(r) for r in reports]
+    if not loaded:
+        raise DicError("no reports to plot")
+    own_figure = ax is None
+    if own_figure:
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    names = [str(r.get("name", "report")) for r in loaded]
+    for report in loaded:
+        rate, dist = curve(report, metric)
+        ax.plot(rate, dist, marker="o", markersize=4, label=_label(report, names))
+    ax.set_xlabel("bpp")
+    ax.set_ylabel(AXIS_LABELS[metric])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    if own_figure:
+        fig.tight_layout()
+        if output is not None:
+            save_figure(fig, output)
+        plt.close(fig)
+    return ax
+
+
+def save_figure(fig, output: Union[str, os.PathLike]) -> Path:
+    """Save a matplotlib figure atomically (temp file in the same folder, then rename)."""
+    output = Path(output)
+    fmt = output.suffix.lstrip(".").lower() or "png"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=120)
+        os.replace(tmp, output)
+    except ValueError as e:  # unknown image format
+        raise DicError(f"{output}: cannot write a '{fmt}' image ({e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return output
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", nargs="+", metavar="REPORT.json", help="reports written by 'dic test'")
+    parser.add_argument("-o", "--output", default="rd.png", help="image to write (default: rd.png)")
+    parser.add_argument("--metric", choices=METRICS, default="psnr", help="quality axis (default: psnr)")
+    parser.add_argument("--title", default=None, help="figure title")
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    plot_reports(args.reports, args.output, metric=args.metric, title=args.title)
+    print(f"wrote {Path(args.output).resolve()}")
+    return 0
+
+
+def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("anchor", metavar="A.json", help="the reference report")
+    parser.add_argument("tests", nargs="+", metavar="B.json", help="report(s) compared against A")
+    parser.add_argument("--metric", choices=METRICS, default="psnr",
+                        help="quality measure for the deltas (default: psnr)")
+
+
+def run_bdrate(args: argparse.Namespace) -> int:
+    anchor = load_report(args.anchor)
+    unit = "dB" if args.metric in ("psnr", "ms-ssim-db") else ""
+    label = "BD-PSNR" if args.metric == "psnr" else f"BD-{args.metric.upper()}"
+    for path in args.tests:
+        test = load_report(path)
+        d = bd_between(anchor, test, args.metric)
+        print(f"{test['name']} against {anchor['name']}: BD-rate {d['bd_rate']:+.2f} %, "
+              f"{label} {d['bd_metric']:+.3f}{(' ' + unit) if unit else ''}")
+    return 0

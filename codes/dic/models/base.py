@@ -1,0 +1,209 @@
+"""Shared codec logic: CompressAI's Cheng2020-anchor entropy model and synthesis fed by a
+model-specific analysis (``encode``), padding to a multiple of 64 and cropping back, and the
+two-stage joint encoder with its clean-image guidance branch (MODELS.md §1–2).
+
+Only ``encode`` differs between models: the hyperprior, the autoregressive context model, the
+rANS coding (CompressAI's ``_compress_ar`` / ``decompress``) and ``g_s`` are Cheng2020-anchor's.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.models import Cheng2020Anchor
+from torch import Tensor
+
+from ..errors import BitstreamError, DataError, OptionError
+
+PAD_MULTIPLE = 64
+QUALITIES = range(1, 7)
+DEFAULT_QUALITY = 6
+
+
+def default_width(quality: int) -> int:
+    """Channel width N of both official releases: 128 for quality 1–3, 192 for 4–6."""
+    return 128 if quality <= 3 else 192
+
+
+def resolve_width(quality: Optional[int], N: Optional[int]) -> Tuple[Optional[int], int]:
+    """Checks ``quality`` and ``N`` and fills the defaults: N from the quality; quality 6 when
+    neither is given; quality stays None when only N is given (e.g. a converted checkpoint)."""
+    if quality is not None and (isinstance(quality, bool) or quality not in QUALITIES):
+        raise OptionError(f"network.quality: expected an integer 1–6, got {quality!r}")
+    if N is None:
+        quality = DEFAULT_QUALITY if quality is None else quality
+        N = default_width(quality)
+    check_positive_int("N", N)
+    return quality, int(N)
+
+
+def check_positive_int(key: str, value: Any) -> int:
+    """``value`` as an int if it is a positive integer; an OptionError naming ``network.key``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise OptionError(f"network.{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pad a B×C×H×W batch at the bottom and right, repeating the border pixels, so that H and
+    W become multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def crop_to_multiple(x: Tensor, multiple: int = PAD_MULTIPLE) -> Tensor:
+    """Centre-crop a …×H×W image to the largest multiples of ``multiple`` (the official test
+    protocol). The evaluator applies it before coding when asked to; models pad otherwise."""
+    h, w = x.shape[-2:]
+    ch, cw = h - h % multiple, w - w % multiple
+    if ch == 0 or cw == 0:
+        raise DataError(f"image of {h}×{w} px is smaller than {multiple} px: cannot crop to a multiple")
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
+
+
+def check_image(x: Tensor, what: str = "noisy") -> Tuple[int, int]:
+    """(H, W) of a B×3×H×W float batch; a DataError describing the tensor otherwise."""
+    if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise DataError(f"{what}: expected a float B×3×H×W image tensor, got {shape}")
+    return int(x.shape[-2]), int(x.shape[-1])
+
+
+class CodecBase(Cheng2020Anchor):
+    """Cheng2020-anchor whose latent ``y`` comes from :meth:`encode`. Any H×W is accepted:
+    inputs are padded to ``pad_multiple`` (replicate border) and outputs cropped back."""
+
+    name = ""
+    pad_multiple = PAD_MULTIPLE
+
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
+        quality, N = resolve_width(quality, N)
+        super().__init__(N=N)
+        self.quality = quality
+        self.hparams: Dict[str, Any] = {"quality": quality, "N": N}
+
+    # --- analysis: the only part that differs between models -------------------------------
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Latent ``y`` of a padded noisy batch, plus the features the guidance loss needs."""
+        raise NotImplementedError
+
+    # --- training / likelihood path ----------------------------------------------------------
+    def forward(self, noisy: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Any]:
+        h, w = check_image(noisy)
+        if gt is not None and tuple(gt.shape) != tuple(noisy.shape):
+            raise DataError(f"gt: shape {tuple(gt.shape)} differs from noisy {tuple(noisy.shape)}")
+        x = pad_to_multiple(noisy, self.pad_multiple)
+        clean = None if gt is None else pad_to_multiple(gt, self.pad_multiple)
+        features = self.encode(x, clean)
+        out = self._code_latent(features["y"])
+        out["x_hat"] = out["x_hat"][..., :h, :w]
+        out.update(features)
+        return out
+
+    def _code_latent(self, y: Tensor) -> Dict[str, Any]:
+        """Cheng2020-anchor from ``y`` on: noisy (training) or rounded (eval) ``y_hat``, its
+        Gaussian likelihoods from hyperprior + context, the factorized prior on ``z``, and
+        the synthesis ``g_s(y_hat)``."""
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        hyper = self.h_s(z_hat)
+        y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+        context = self.context_prediction(y_hat)
+        params = self.entropy_parameters(torch.cat((hyper, context), dim=1))
+        scales_hat, means_hat = params.chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    # --- real bitstreams ---------------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, noisy: Tensor) -> Dict[str, Any]:
+        """rANS strings of a noisy batch: ``{"strings": [y_strings, z_strings], "shape": (H, W)}``
+        with the original (unpadded) size. Call :meth:`update` after training first."""
+        h, w = check_image(noisy)
+        y = self.encode(pad_to_multiple(noisy, self.pad_multiple))["y"]
+        return {"strings": self._compress_latent(y), "shape": (h, w)}
+
+    def _compress_latent(self, y: Tensor) -> List[List[bytes]]:
+        """Code ``z`` with the factorized prior and ``y`` serially with CompressAI's
+        autoregressive coder, one string pair per image."""
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        hyper = self.h_s(z_hat)
+        kernel = self.context_prediction.kernel_size[0]
+        pad = kernel // 2
+        y_padded = F.pad(y, (pad, pad, pad, pad))
+        height, width = y.shape[-2:]
+        y_strings = [
+            self._compress_ar(y_padded[i : i + 1], hyper[i : i + 1], height, width, kernel, pad)
+            for i in range(y.shape[0])
+        ]
+        return [y_strings, z_strings]
+
+    def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
+        """Size of ``z`` for an H×W image: the padded size over 64."""
+        factor = 2 ** 6
+        h, w = (math.ceil(s / self.pad_multiple) * self.pad_multiple for s in shape)
+        return h // factor, w // factor
+
+    @torch.no_grad()
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int]) -> Dict[str, Tensor]:
+        """Decode the strings of :meth:`compress` back to a B×3×H×W image; needs nothing else."""
+        h, w = _check_shape(shape)
+        if not isinstance(strings, (list, tuple)) or len(strings) != 2:
+            raise BitstreamError("expected two string lists [y_strings, z_strings]")
+        y_strings, z_strings = (list(s) for s in strings)
+        if len(y_strings) != len(z_strings) or not y_strings:
+            raise BitstreamError(
+                f"expected as many y strings as z strings (≥ 1), got {len(y_strings)} and {len(z_strings)}"
+            )
+        out = super().decompress([y_strings, z_strings], self.latent_shape((h, w)))
+        return {"x_hat": out["x_hat"][..., :h, :w]}
+
+
+def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
+    try:
+        h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise BitstreamError(f"shape: expected (H, W), got {shape!r}") from None
+    if h <= 0 or w <= 0:
+        raise BitstreamError(f"shape: expected positive (H, W), got {(h, w)}")
+    return h, w
+
+
+class JointCodecBase(CodecBase):
+    """Cheng2020-anchor with ``g_a`` split after layer 2 into ``g_a_block1`` (1/4 resolution)
+    and ``g_a_block2`` (1/16), a feature denoiser after each on the noisy path, and a guidance
+    path pushing the clean image through the same two stages without denoisers (MODELS.md §2)."""
+
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
+        super().__init__(quality, N)
+        layers = list(self.g_a)  # CompressAI's seven layers, split as the official release does
+        self.g_a_block1 = nn.Sequential(*layers[:3])
+        self.g_a_block2 = nn.Sequential(*layers[3:])
+        del self.g_a
+
+    def denoise_context(self, x: Tensor) -> Optional[Tensor]:
+        """Whatever the denoisers need from the padded noisy input besides the features."""
+        return None
+
+    def denoise(self, stage: int, f: Tensor, context: Optional[Tensor]) -> Tensor:
+        """Denoised features after stage 1 or 2."""
+        raise NotImplementedError
+
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        context = self.denoise_context(x)
+        y_inter = self.denoise(1, self.g_a_block1(x), context)
+        y = self.denoise(2, self.g_a_block2(y_inter), context)
+        out = {"y": y, "y_inter": y_inter}
+        if gt is not None:
+            out["y_inter_gt"] = self.g_a_block1(gt)
+            out["y_gt"] = self.g_a_block2(out["y_inter_gt"])
+        return out

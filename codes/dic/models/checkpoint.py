@@ -1,0 +1,173 @@
+"""Our checkpoint files: one dict with the model's registry name, its hyper-parameters and its
+state dict, written atomically and read with ``torch.load(weights_only=True)`` so that a file
+cannot run code. :func:`load_model` also takes official checkpoints, converted on the fly."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError, OptionError
+
+FORMAT = "dic-checkpoint"
+VERSION = 1
+RESERVED_KEYS = ("format", "version", "model", "hparams", "state_dict")
+PathLike = Union[str, os.PathLike]
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, **extra: Any) -> None:
+    """Write ``{"format", "version", "model", "hparams", "state_dict", **extra}`` to ``path``
+    atomically (temporary file in the same folder, then rename). ``extra`` holds whatever the
+    caller needs back (optimizer states, step counters…) as tensors and plain containers."""
+    clash = sorted(set(extra) & set(RESERVED_KEYS))
+    if clash:
+        raise ValueError(f"save_checkpoint: extra keys {clash} are reserved")
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.name,
+        "hparams": dict(model.hparams),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Any:
+    """Whatever ``path`` holds, unpickled with ``weights_only=True``. A missing or unreadable
+    file, or one that needs arbitrary Python objects, raises a CheckpointError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        unsafe = _unsafe_globals(path)
+        if not unsafe:
+            raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file ({_reason(e)})") from None
+        raise CheckpointError(
+            f"checkpoint {path} stores Python objects other than tensors and plain containers "
+            f"(it needs {', '.join(unsafe)}); it is not loaded, since unpickling them could run "
+            "code from the file. Re-save only its state dict (torch.save(checkpoint['state_dict'], "
+            "...)) from a trusted environment."
+        ) from None
+    except Exception as e:  # not a zip / legacy torch file, truncated, ...
+        raise CheckpointError(f"checkpoint {path} is not a readable PyTorch file ({_reason(e)})") from None
+
+
+def _unsafe_globals(path: Path) -> List[str]:
+    """The globals a torch.save file refers to beyond what weights_only allows ([] if unknown)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception:
+        return []
+
+
+def _reason(error: Exception) -> str:
+    """The informative line of a torch.load error (its weights-only messages are long)."""
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    picked = [l for l in lines if "WeightsUnpickler error" not in l and "Check the documentation" not in l]
+    return (picked[-1] if picked else type(error).__name__)[:200]
+
+
+def is_dic_checkpoint(obj: Any) -> bool:
+    """Whether a loaded object is one of our checkpoints (rather than an official file)."""
+    return isinstance(obj, Mapping) and obj.get("format") == FORMAT
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Our checkpoint at ``path`` as a dict; a CheckpointError when it is missing, unreadable,
+    of a newer version, or some other kind of file (official ones go through load_model or
+    ``dic convert``)."""
+    return _validated(read_checkpoint_file(path, map_location), path)
+
+
+def _validated(obj: Any, path: PathLike) -> Dict[str, Any]:
+    if not is_dic_checkpoint(obj):
+        raise CheckpointError(
+            f"checkpoint {path} is not a dic checkpoint (no 'format': '{FORMAT}' entry); an "
+            "official checkpoint converts with `dic convert IN OUT --arch ARCH` or loads with load_model"
+        )
+    version = obj.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"checkpoint {path} has version {version!r}; this dic reads versions ≤ {VERSION}")
+    for key, kind in (("model", str), ("hparams", Mapping), ("state_dict", Mapping)):
+        if not isinstance(obj.get(key), kind):
+            raise CheckpointError(f"checkpoint {path}: entry '{key}' is missing or not a {kind.__name__}")
+    return dict(obj)
+
+
+def load_model(
+    path: PathLike, arch: Optional[str] = None, map_location: Any = "cpu", **official_hparams: Any
+) -> nn.Module:
+    """The model stored at ``path``: one of our checkpoints, or an official training or
+    evaluation checkpoint converted on the fly (``arch`` recognised from its keys unless given;
+    ``official_hparams`` may give ``quality``, ``head_dim`` or ``num_heads`` the file cannot tell)."""
+    obj = read_checkpoint_file(path, map_location)
+    if is_dic_checkpoint(obj):
+        ckpt = _validated(obj, path)
+        if arch is not None and arch != ckpt["model"]:
+            raise CheckpointError(f"checkpoint {path} holds a '{ckpt['model']}' model, not '{arch}'")
+        from .factory import create_model
+
+        try:
+            model = create_model(ckpt["model"], **ckpt["hparams"])
+        except OptionError as e:
+            raise CheckpointError(f"checkpoint {path}: its hyper-parameters do not build a model: {e}") from None
+        load_state_dict_checked(model, ckpt["state_dict"], f"checkpoint {path}")
+    else:
+        from .convert import model_from_official
+
+        model = model_from_official(obj, arch, source=f"checkpoint {path}", **official_hparams)
+    return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
+
+
+def load_state_dict_checked(
+    model: nn.Module, state_dict: Mapping[str, Any], source: str, names: Optional[Mapping[str, str]] = None
+) -> None:
+    """Strict ``load_state_dict`` whose error lists the missing and unexpected keys (shown by
+    their ``names`` in the source file when given) and any shape mismatch, naming ``source``."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [(names or {}).get(k, k) for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = [f"{what} keys ({len(keys)}): {_some(keys)}" for what, keys in
+                 (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise CheckpointError(f"{source} does not fit model '{model.name}' (N={model.N}): " + "; ".join(parts))
+    try:
+        model.load_state_dict(dict(state_dict), strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{source} does not fit model '{model.name}' (N={model.N}): {e}") from None
+
+
+def _some(keys: Iterable[str], limit: int = 12) -> str:
+    keys = list(keys)
+    more = f", … ({len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """Hex SHA-256 over every state-dict entry's name, dtype, shape and bytes, entropy-coder
+    tables included: equal fingerprints mean bit-identical coding behaviour."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,27 @@
+"""The compression-only baseline: CompressAI's Cheng2020-anchor, unchanged, trained on
+noisy → clean like the joint models (MODELS.md §1)."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from torch import Tensor
+
+from ..registry import register_model
+from .base import CodecBase
+
+
+@register_model("cheng2020-anchor")
+class Cheng2020AnchorCodec(CodecBase):
+    """Cheng2020-anchor with the project's interface (padding, ``y``/``y_gt`` outputs). Its
+    state dict is CompressAI's, so CompressAI checkpoints load as they are."""
+
+    name = "cheng2020-anchor"
+
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
+        super().__init__(quality, N)
+
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        out = {"y": self.g_a(x)}
+        if gt is not None:
+            out["y_gt"] = self.g_a(gt)
+        return out

@@ -1,0 +1,237 @@
+"""Official checkpoints → ours (``dic convert`` and ``scripts/convert_official.py``).
+
+The official releases were written with a CompressAI 1.1 fork, possibly under DataParallel.
+Their keys differ from ours in three ways only (MODELS.md §3):
+
+- a ``module.`` prefix (DataParallel), removed;
+- the entropy bottleneck's ``_matrix{i}``, ``_bias{i}``, ``_factor{i}`` parameters, which
+  CompressAI 1.2 names ``matrices.{i}``, ``biases.{i}``, ``factors.{i}``;
+- snr-decomp only: the flat per-stage modules of :data:`SNR_MODULES`, which we group into one
+  ``snr_block_{stage}`` module per stage (names inside them are the official ones).
+
+``g_a_block{1,2}``, ``denoise_module_{1,2}`` and every Cheng2020-anchor module keep their names.
+Training checkpoints (a dict with ``state_dict``, ``optimizer``, …) and evaluation checkpoints
+(a bare state dict) are both accepted.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch.nn as nn
+from compressai.zoo.pretrained import rename_key
+from torch import Tensor
+
+from ..errors import CheckpointError, OptionError
+from .checkpoint import is_dic_checkpoint, load_state_dict_checked, read_checkpoint_file, save_checkpoint
+
+ARCHS = ("snr-decomp", "multiscale-decomp", "cheng2020-anchor")
+DEFAULT_HEAD_DIM = 64
+
+# official module (first key component) → ours, for both stages of snr-decomp
+SNR_MODULES: Dict[str, str] = {
+    f"{official.format(s=s)}": f"snr_block_{s}.{ours}"
+    for s in (1, 2)
+    for official, ours in (
+        ("local_feature_extraction_{s}", "local_branch"),
+        ("local_feature_extraction_{s}_CC", "local_proj"),
+        ("non_local_feature_extraction_{s}", "nonlocal_branch"),
+        ("non_local_feature_extraction_{s}_CC", "nonlocal_proj"),
+        ("transformer_enhance_{s}", "transformer"),
+        ("feature_fusion_{s}", "fusion"),
+    )
+}
+_SNR_MODULES_INV = {ours: official for official, ours in SNR_MODULES.items()}
+
+# CompressAI 1.1 entropy-bottleneck parameter names ↔ 1.2 ParameterList names
+_EB_OLD = re.compile(r"^entropy_bottleneck\._(matrix|bias|factor)(\d+)$")
+_EB_NEW = re.compile(r"^entropy_bottleneck\.(matrices|biases|factors)\.(\d+)$")
+_EB_LISTS = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
+_EB_SINGLE = {v: k for k, v in _EB_LISTS.items()}
+
+
+def official_to_ours(key: str, arch: str) -> str:
+    """Our state-dict name of official key ``key`` of an ``arch`` checkpoint. CompressAI's own
+    renames of older files (``module.``, ``downsample`` → ``skip``, …) apply first."""
+    key = rename_key(key)
+    match = _EB_OLD.match(key)
+    if match:
+        return f"entropy_bottleneck.{_EB_LISTS[match[1]]}.{match[2]}"
+    if arch == "snr-decomp":
+        head, _, rest = key.partition(".")
+        if head in SNR_MODULES:
+            return f"{SNR_MODULES[head]}.{rest}"
+    return key
+
+
+def ours_to_official(key: str, arch: str) -> str:
+    """Inverse of :func:`official_to_ours` (without a ``module.`` prefix): the official name of
+    our state-dict key ``key``."""
+    match = _EB_NEW.match(key)
+    if match:
+        return f"entropy_bottleneck._{_EB_SINGLE[match[1]]}{match[2]}"
+    if arch == "snr-decomp" and key.startswith("snr_block_"):
+        parts = key.split(".", 2)
+        official = _SNR_MODULES_INV.get(".".join(parts[:2]))
+        if official is not None and len(parts) == 3:
+            return f"{official}.{parts[2]}"
+    return key
+
+
+def convert_state_dict(state_dict: Mapping[str, Tensor], arch: str) -> Tuple["OrderedDict[str, Tensor]", Dict[str, str]]:
+    """Official state dict → ours. Also returns ours → official names, for error messages."""
+    _check_arch(arch)
+    converted: "OrderedDict[str, Tensor]" = OrderedDict()
+    names: Dict[str, str] = {}
+    for key, value in state_dict.items():
+        ours = official_to_ours(key, arch)
+        if ours in converted:
+            raise CheckpointError(f"keys '{names[ours]}' and '{key}' both map to '{ours}'")
+        converted[ours], names[ours] = value, key
+    return converted, names
+
+
+def to_official_state_dict(model: nn.Module, prefix: str = "") -> "OrderedDict[str, Tensor]":
+    """``model``'s state dict under the official names (with ``prefix``, e.g. ``module.``)."""
+    return OrderedDict((prefix + ours_to_official(k, model.name), v) for k, v in model.state_dict().items())
+
+
+def split_official(obj: Any, source: str = "checkpoint") -> Tuple[Mapping[str, Tensor], Dict[str, Any]]:
+    """(state dict, training info) of an official training checkpoint (dict with ``state_dict``,
+    ``epoch``, ``iter``, …) or evaluation checkpoint (a bare state dict)."""
+    if is_dic_checkpoint(obj):
+        raise CheckpointError(f"{source} is already a dic checkpoint; nothing to convert")
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        info = {k: obj[k] for k in ("epoch", "iter") if isinstance(obj.get(k), int)}
+        return obj["state_dict"], info
+    if isinstance(obj, Mapping) and obj and all(isinstance(k, str) for k in obj) and all(
+        hasattr(v, "shape") for v in obj.values()
+    ):
+        return obj, {}
+    raise CheckpointError(
+        f"{source} is neither an official training checkpoint (a dict with 'state_dict') nor an "
+        "evaluation checkpoint (a state dict of tensors)"
+    )
+
+
+def detect_arch(state_dict: Mapping[str, Any]) -> Optional[str]:
+    """The architecture an official (or CompressAI) state dict belongs to, from its keys."""
+    keys = [k[len("module."):] if k.startswith("module.") else k for k in state_dict]
+    if any(k.startswith("transformer_enhance_1.") for k in keys):
+        return "snr-decomp"
+    if any(k.startswith("denoise_module_1.") for k in keys):
+        return "multiscale-decomp"
+    if "g_a.0.conv1.weight" in keys:
+        return "cheng2020-anchor"
+    return None
+
+
+def infer_hparams(
+    state_dict: Mapping[str, Tensor],
+    arch: str,
+    source: str = "checkpoint",
+    head_dim: Optional[int] = None,
+    num_heads: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Hyper-parameters of a converted state dict, read from its shapes. The attention width
+    is stored only as heads × head width: ``head_dim`` (default 64) or ``num_heads`` splits it."""
+
+    def shape(key: str) -> Tuple[int, ...]:
+        if key not in state_dict:
+            raise CheckpointError(f"{source} has no '{ours_to_official(key, arch)}': not a {arch} checkpoint")
+        return tuple(state_dict[key].shape)
+
+    def count(pattern: str) -> int:
+        return sum(1 for k in state_dict if re.fullmatch(pattern, k))
+
+    if arch == "cheng2020-anchor":
+        return {"N": shape("g_a.0.conv1.weight")[0]}
+    hparams: Dict[str, Any] = {"N": shape("g_a_block1.0.conv1.weight")[0]}
+    if arch != "snr-decomp":
+        return hparams
+    inner, dim = shape("snr_block_1.transformer.layer_stack.0.slf_attn.w_qs.weight")
+    half = hparams["N"] // 2
+    patch = math.isqrt(dim // half) if half else 0
+    if patch * patch * half != dim:
+        raise CheckpointError(f"{source}: token width {dim} is not (N/2)·patch² for N={hparams['N']}")
+    if num_heads is None:
+        head_dim = DEFAULT_HEAD_DIM if head_dim is None else head_dim
+        num_heads = inner // head_dim
+    else:
+        head_dim = inner // num_heads
+    if num_heads * head_dim != inner:
+        raise CheckpointError(f"{source}: attention width {inner} is not heads × head width "
+                              f"({num_heads} × {head_dim}); give the right head_dim or num_heads")
+    hparams.update(
+        num_layers=count(r"snr_block_1\.transformer\.layer_stack\.\d+\.slf_attn\.w_qs\.weight"),
+        num_heads=num_heads,
+        head_dim=head_dim,
+        token_patch=patch,
+        local_blocks=[count(rf"snr_block_{s}\.local_branch\.\d+\.conv1\.weight") for s in (1, 2)],
+        nonlocal_blocks=count(r"snr_block_1\.nonlocal_branch\.\d+\.conv1\.weight"),
+    )
+    return hparams
+
+
+def model_from_official(
+    obj: Any,
+    arch: Optional[str] = None,
+    *,
+    source: str = "checkpoint",
+    quality: Optional[int] = None,
+    head_dim: Optional[int] = None,
+    num_heads: Optional[int] = None,
+) -> nn.Module:
+    """Our model holding the weights of an official training or evaluation checkpoint ``obj``
+    (already unpickled), loaded strictly; unknown or missing keys are listed in the error."""
+    from .factory import create_model
+
+    state_dict, _ = split_official(obj, source)
+    detected = detect_arch(state_dict)
+    if arch is None:
+        if detected is None:
+            raise CheckpointError(f"cannot tell which architecture {source} is; pass --arch ({', '.join(ARCHS)})")
+        arch = detected
+    _check_arch(arch)
+    converted, names = convert_state_dict(state_dict, arch)
+    hparams = infer_hparams(converted, arch, source, head_dim, num_heads)
+    try:
+        model = create_model(arch, quality, **hparams)
+    except OptionError as e:
+        raise CheckpointError(f"{source}: its shapes give no valid {arch} model: {e}") from None
+    load_state_dict_checked(model, converted, source, names)
+    return model
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise CheckpointError(f"unknown architecture '{arch}'; expected one of {', '.join(ARCHS)}")
+
+
+# ------------------------------------------------------------------------------ dic convert
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``dic convert`` and ``scripts/convert_official.py``."""
+    parser.add_argument("input", metavar="IN", help="official training or evaluation checkpoint")
+    parser.add_argument("output", metavar="OUT", help="where to write the converted dic checkpoint")
+    parser.add_argument("--arch", choices=ARCHS, default=None,
+                        help="architecture of IN (default: recognised from its keys)")
+    parser.add_argument("--quality", type=int, default=None,
+                        help="quality level 1–6 IN was trained for, recorded in the checkpoint (default: unknown)")
+    parser.add_argument("--head-dim", type=int, default=DEFAULT_HEAD_DIM,
+                        help="snr-decomp: width of one attention head; IN stores only heads × width (default: 64)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert ``args.input`` to our checkpoint format at ``args.output``."""
+    source = f"checkpoint {args.input}"
+    obj = read_checkpoint_file(args.input)
+    _, info = split_official(obj, source)
+    model = model_from_official(obj, args.arch, source=source, quality=args.quality, head_dim=args.head_dim)
+    save_checkpoint(args.output, model, converted_from=str(Path(args.input).resolve()), **info)
+    print(f"{args.input} ({model.name}, N={model.N}, {len(model.state_dict())} tensors"
+          f"{', epoch ' + str(info['epoch']) if 'epoch' in info else ''}) → {args.output}")
+    return 0

@@ -1,0 +1,5 @@
+"""Suite-wide settings: one intra-op thread. The models under test are tiny, and on a shared
+2-core machine two threads make their small convolutions 10–40× slower, not faster."""
+import torch
+
+torch.set_num_threads(1)

@@ -1,0 +1,209 @@
+"""Data sets and image I/O: crops, levels, conversions and every bad-input message."""
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dic.data import create_dataset, expand_levels, list_images, read_image, write_image
+from dic.data.io import image_size, to_tensor
+from dic.data.noise import LEVELS, add_noise
+from dic.data.sidd import read_tiled_crop, tile_path
+from dic.errors import DataError, OptionError
+
+
+def _rand(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def clean(tmp_path):
+    """Three random RGB images of different sizes, kept as arrays for comparison."""
+    images = {f"im{i}": _rand(40 + 3 * i, 48 - 2 * i, i) for i in range(3)}
+    for name, arr in images.items():
+        write_image(tmp_path / f"{name}.png", arr)
+    return tmp_path, images
+
+
+def _find(patch, image):
+    """All (top, left) where ``patch`` (H×W×3 uint8) sits in ``image``."""
+    p = patch.shape[0]
+    return [(t, l) for t in range(image.shape[0] - p + 1) for l in range(image.shape[1] - p + 1)
+            if np.array_equal(image[t : t + p, l : l + p], patch)]
+
+
+def _u8(t):
+    return (t.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+
+
+# ---- synthetic -------------------------------------------------------------------------------
+
+def test_train_items_are_random_crops_with_noise(clean):
+    root, images = clean
+    ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "train")
+    assert len(ds) == 3 and ds.has_gt and ds.image_name(1) == "im1"
+    torch.manual_seed(0)
+    positions = set()
+    for _ in range(4):
+        gt, noisy = ds[0]
+        assert gt.shape == noisy.shape == (3, 32, 32) and gt.dtype == noisy.dtype == torch.float32
+        assert 0 <= noisy.min() and noisy.max() <= 1 and not torch.equal(gt, noisy)
+        found = _find(_u8(gt), images["im0"])
+        assert found
+        positions.add(found[0])
+    assert len(positions) > 1  # the crop moves
+
+
+def test_val_items_are_centre_crops_with_level_by_index(clean):
+    root, images = clean
+    ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "val")
+    for i, name in enumerate(sorted(images)):
+        gt, noisy = ds[i]
+        img = images[name]
+        top, left = round((img.shape[0] - 32) / 2), round((img.shape[1] - 32) / 2)
+        assert np.array_equal(_u8(gt), img[top : top + 32, left : left + 32])
+        assert torch.equal(noisy, add_noise(gt, *LEVELS[i % 4 + 1], torch.Generator().manual_seed(i)))
+
+
+def test_test_items_are_whole_images_seeded_with_zero(clean):
+    root, images = clean
+    ds = create_dataset({"name": "synthetic-test", "root": str(root), "level": 2, "legacy_gamma": True}, "test_kodak")
+    gt, noisy = ds[2]
+    assert np.array_equal(_u8(gt), images["im2"])
+    expected = add_noise(gt, *LEVELS[2], torch.Generator().manual_seed(0), legacy_gamma=True)
+    assert torch.equal(noisy, expected)
+    assert not torch.equal(noisy, add_noise(gt, *LEVELS[2], torch.Generator().manual_seed(0)))
+
+
+def test_official_layout_root_with_phase_subfolder(clean, tmp_path_factory):
+    root, images = clean
+    top = tmp_path_factory.mktemp("flicker")
+    (top / "train").symlink_to(root, target_is_directory=True)
+    ds = create_dataset({"name": "synthetic", "root": str(top), "patch_size": 32}, "train")
+    assert len(ds) == 3
+
+
+def test_levels_options(clean):
+    root, _ = clean
+    base = {"name": "synthetic-test", "root": str(root)}
+    with pytest.raises(OptionError, match=r"datasets.test.level: a synthetic test set needs a noise level"):
+        create_dataset(base, "test")
+    with pytest.raises(OptionError, match=r"datasets.test.level: noise level must be one of 1, 2, 3, 4, got 5"):
+        create_dataset(dict(base, level=5), "test")
+    with pytest.raises(OptionError, match=r"one data set takes one level, got \[1, 2\]; dic.data.expand_levels"):
+        create_dataset(dict(base, level=[1, 2]), "test")
+    parts = expand_levels(dict(base, level=[1, 3]))
+    assert [(s, o["level"]) for s, o in parts] == [("_level1", 1), ("_level3", 3)]
+    assert expand_levels(dict(base, level=4)) == [("", dict(base, level=4))]
+    assert [create_dataset(o, "test").level for _, o in parts] == [1, 3]
+    with pytest.raises(OptionError, match="datasets.val.patch_size: expected an integer ≥ 1, got 'big'"):
+        create_dataset({"name": "synthetic", "root": str(root), "patch_size": "big"}, "val")
+
+
+def test_unknown_dataset_name(clean):
+    with pytest.raises(OptionError, match=r"datasets.train.name: unknown dataset 'synthetc' \(did you mean 'synthetic'\?\)"):
+        create_dataset({"name": "synthetc", "root": str(clean[0])}, "train")
+
+
+def test_max_images(clean):
+    ds = create_dataset({"name": "synthetic", "root": str(clean[0]), "patch_size": 32, "max_images": 2}, "val")
+    assert len(ds) == 2
+
+
+# ---- folder ----------------------------------------------------------------------------------
+
+def test_folder_yields_noisy_images_only(clean):
+    root, images = clean
+    ds = create_dataset({"name": "folder", "root": str(root)}, "test_real")
+    assert not ds.has_gt and len(ds) == 3 and ds.image_name(0) == "im0"
+    item = ds[1]
+    assert isinstance(item, torch.Tensor) and np.array_equal(_u8(item), images["im1"])
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+def test_empty_and_missing_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=r"datasets.train.root: no images found in .*empty"):
+        create_dataset({"name": "synthetic", "root": str(tmp_path / "empty")}, "train")
+    with pytest.raises(DataError, match=r"datasets.test.root: image folder .*nowhere does not exist"):
+        create_dataset({"name": "folder", "root": str(tmp_path / "nowhere")}, "test")
+
+
+def test_unreadable_image_names_itself(clean):
+    root, _ = clean
+    (root / "broken.png").write_bytes(b"this is not a png")
+    with pytest.raises(DataError, match=r"cannot read the size of image .*broken\.png"):
+        create_dataset({"name": "folder", "root": str(root)}, "test")
+    # a good header with a truncated body passes start-up, then fails naming the file
+    data = (root / "im0.png").read_bytes()
+    (root / "broken.png").write_bytes(data[: len(data) // 3])
+    ds = create_dataset({"name": "folder", "root": str(root)}, "test")
+    with pytest.raises(DataError, match=r"cannot decode image .*broken\.png: the file is empty, truncated or not an image"):
+        ds[ds.names.index("broken")]
+
+
+def test_image_smaller_than_patch_is_an_error_or_skipped(clean, caplog):
+    root, _ = clean
+    write_image(root / "tiny.png", _rand(20, 60))
+    with pytest.raises(DataError, match=r"datasets.train.root: 1 image\(s\) smaller than the patch size 32×32 "
+                                        r"\(H×W\): .*tiny\.png is 20×60.*skip_small: true"):
+        create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "train")
+    with caplog.at_level(logging.WARNING):
+        ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32, "skip_small": True}, "train")
+    assert "tiny" not in ds.names and len(ds) == 3
+    assert any("tiny.png" in r.getMessage() and "20×60" in r.getMessage() for r in caplog.records)
+    # test sets take whole images: small ones are fine
+    assert len(create_dataset({"name": "synthetic-test", "root": str(root), "level": 1}, "test")) == 4
+    with pytest.raises(DataError, match="every image in .* is smaller than the patch size 64"):
+        create_dataset({"name": "synthetic", "root": str(root), "patch_size": 64, "skip_small": True}, "val")
+
+
+def test_image_conversions_to_8bit_rgb(tmp_path):
+    rgb = _rand(10, 12)
+    grey = rgb[:, :, 0]
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png")
+    Image.fromarray(np.dstack([rgb, np.full((10, 12), 7, np.uint8)]), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgb).quantize(16).save(tmp_path / "palette.png")
+    grey16 = grey.astype(np.uint16) * 257 + 100  # 8-bit value v ↦ 257 v + 100 rounds back to v
+    cv2.imwrite(str(tmp_path / "grey16.png"), grey16)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), (rgb.astype(np.uint16) * 257)[:, :, ::-1])
+    Image.fromarray(np.dstack([grey, grey]), "LA").save(tmp_path / "grey_alpha.png")
+
+    for name in ("grey", "grey16", "grey_alpha"):
+        out = read_image(tmp_path / f"{name}.png")
+        assert out.dtype == np.uint8 and out.shape == (10, 12, 3)
+        assert np.array_equal(out, np.repeat(grey[:, :, None], 3, axis=2)), name
+    for name in ("rgba", "rgb16"):
+        assert np.array_equal(read_image(tmp_path / f"{name}.png"), rgb), name
+    palette = read_image(tmp_path / "palette.png")
+    expected = np.asarray(Image.open(tmp_path / "palette.png").convert("RGB"))
+    assert palette.shape == (10, 12, 3) and np.array_equal(palette, expected)
+    ds = create_dataset({"name": "folder", "root": str(tmp_path)}, "test")
+    assert all(ds[i].shape == (3, 10, 12) for i in range(len(ds)))
+
+
+def test_write_image_roundtrip_and_atomicity(tmp_path):
+    t = torch.rand(1, 3, 9, 11)
+    write_image(tmp_path / "a.png", t)
+    back = to_tensor(read_image(tmp_path / "a.png"))
+    assert torch.allclose(back, t[0], atol=0.5 / 255 + 1e-6)
+    assert image_size(tmp_path / "a.png") == (9, 11)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary left behind
+    assert list_images(tmp_path) == [tmp_path / "a.png"]
+
+
+# ---- SIDD tiles -------------------------------------------------------------------------------
+
+def test_tiled_crop_equals_the_crop_of_the_full_image(tmp_path):
+    full = _rand(30, 40, 3)
+    th, tw = 10, 8
+    for r in range(3):
+        for c in range(5):
+            write_image(tile_path(tmp_path, "X", r, c), full[r * th : (r + 1) * th, c * tw : (c + 1) * tw])
+    for top, left, size in [(0, 0, 8), (5, 6, 8), (9, 7, 8), (22, 32, 8), (3, 3, 20)]:
+        crop = read_tiled_crop(tmp_path, "X", (th, tw), top, left, size)
+        assert np.array_equal(crop, full[top : top + size, left : left + size])

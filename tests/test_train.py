@@ -1,0 +1,301 @@
+"""Training on the CPU with a tiny SNR model: a falling loss, checkpoints that load, exact
+kill-and-resume in step and epoch mode, skipped bad steps, archived old runs, schedules, the CLI."""
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import dic.engine.train as train_mod
+from dic.engine.schedule import create_schedulers, step_plateau, step_time, warmup_multistep
+from dic.engine.state import capture_rng, restore_rng
+from dic.engine.train import ItemSeeds, SeededItems, fit, per_rank_batch, resume_path, setup, teardown, train_step
+from dic.errors import OptionError
+from dic.models import load_model, weights_fingerprint
+from dic.models.checkpoint import load_checkpoint
+from dic.options import load_options
+
+TINY_NET = {"model": "snr-decomp", "quality": 1, "N": 16, "num_layers": 1, "num_heads": 2, "head_dim": 16}
+
+
+def write_images(folder: Path, n: int, size: int = 72, seed: int = 0) -> None:
+    """Smooth random colour images (a compressible signal), as PNG."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image = cv2.resize(rng.random((6, 6, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"im{i}.png"), np.clip(image * 255, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_images(root / "train", 4, seed=1)
+    write_images(root / "val", 2, seed=2)
+    return root
+
+
+def options(root: Path, data: Path, name: str = "run", *overrides: str, mode: str = "step", value: int = 4):
+    """Options of a tiny run writing under ``root``; ``overrides`` as on the command line."""
+    raw = {
+        "name": name, "use_tb_logger": False, "manual_seed": 7,
+        "datasets": {
+            "train": {"root": str(data / "train"), "name": "synthetic", "patch_size": 64, "batch_size": 2},
+            "val": {"root": str(data / "val"), "name": "synthetic", "patch_size": 64, "batch_size": 2},
+        },
+        "network": dict(TINY_NET),
+        "train": {"mode": mode, mode: {"value": value, "lr": 1e-3, "val_freq": 2}},
+        "path": {"root": str(root)},
+        "logger": {"print_freq": 1, "save_checkpoint_freq": 1},
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_options(path, list(overrides))
+
+
+def state_of(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+# ------------------------------------------------------------------------------------------------
+def test_loss_is_finite_and_falls_on_a_fixed_batch(tmp_path, data):
+    opt = options(tmp_path, data, "fixed", "train.step.lr=0.002")
+    run = setup(opt)
+    try:
+        gt, noisy = next(iter(train_mod.epoch_batches(run)))
+        losses = []
+        for _ in range(12):
+            terms = train_step(run, gt, noisy)
+            assert terms is not None
+            assert all(math.isfinite(float(v)) for v in terms.values())
+            losses.append(float(terms["loss"]))
+    finally:
+        teardown(run)
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+    # every term is reported raw and weighted
+    assert {"bpp_loss", "mse_loss", "weighted_mse_loss", "fea_loss", "weighted_fea_loss", "rd_loss", "loss",
+            "aux_loss"} <= set(terms)
+
+
+def test_run_writes_outputs_and_checkpoints_load(tmp_path, data):
+    opt = options(tmp_path, data, "outputs", "use_tb_logger=true", "logger.save_checkpoint_freq=2",
+                  "logger.num_val_images=1", value=3)
+    model = fit(opt)
+    run_dir = tmp_path / "experiments" / "outputs"
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["2.pth", "best.pth", "latest.pth"]  # validation at 2 and at the end (3)
+    assert load_options(run_dir / "options.yml").name == "outputs"
+    log = (run_dir / "train.log").read_text()
+    assert "validation <step 2>" in log and "validation <step 3>" in log and "training done" in log
+    assert sorted(p.name for p in (run_dir / "val_samples" / "3").iterdir()) == [
+        "im0_clean.png", "im0_decoded.png", "im0_noisy.png"]
+    assert list((tmp_path / "tb_logger" / "outputs").glob("events.out.tfevents.*"))
+    # the latest checkpoint holds the final weights and loads as a model, with its training state
+    loaded = load_model(run_dir / "checkpoints" / "latest.pth")
+    assert weights_fingerprint(loaded) == weights_fingerprint(model)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pth")
+    assert (ckpt["iter"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (3, 1, 1)
+    assert math.isfinite(ckpt["loss"]) and ckpt["optimizer"]["state"] and ckpt["aux_optimizer"]["state"]
+    assert len(ckpt["rng"]) == 1
+
+    # a new run of the same name (resume: none) archives the old folder instead of overwriting it
+    fit(options(tmp_path, data, "outputs", "path.resume=none", value=1))
+    archived = [p for p in (tmp_path / "experiments").iterdir() if p.name.startswith("outputs_archived_")]
+    assert len(archived) == 1 and (archived[0] / "checkpoints" / "2.pth").is_file()
+    assert not (run_dir / "checkpoints" / "2.pth").exists()
+    assert [p.name for p in (tmp_path / "tb_logger").iterdir() if "archived" in p.name]
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode, value, stop_after", [("step", 5, 3), ("epoch", 2, 3)])
+def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode, value, stop_after):
+    """Step mode stops mid-epoch (latest.pth every step); epoch mode stops inside epoch 2 and
+    resumes from the end of epoch 1. Both must end bit-identical to a run that never stopped."""
+    reference = fit(options(tmp_path / "a", data, "r", mode=mode, value=value))
+
+    real_step, calls = train_mod.train_step, []
+
+    def dying_step(run, gt, noisy):
+        if len(calls) == stop_after:
+            raise Interrupt("killed")
+        calls.append(1)
+        return real_step(run, gt, noisy)
+
+    monkeypatch.setattr(train_mod, "train_step", dying_step)
+    with pytest.raises(Interrupt):
+        fit(options(tmp_path / "b", data, "r", mode=mode, value=value))
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    resumed = fit(options(tmp_path / "b", data, "r", mode=mode, value=value))  # path.resume: auto
+
+    assert_same_weights(state_of(reference), state_of(resumed))
+    a = load_checkpoint(tmp_path / "a" / "experiments" / "r" / "checkpoints" / "latest.pth")
+    b = load_checkpoint(tmp_path / "b" / "experiments" / "r" / "checkpoints" / "latest.pth")
+    for key in ("optimizer", "aux_optimizer"):
+        for pid, st in a[key]["state"].items():
+            assert all(torch.equal(st[k], b[key]["state"][pid][k]) for k in st)
+    assert (a["iter"], a["epoch"], a["loss"]) == (b["iter"], b["epoch"], b["loss"])
+    log = (tmp_path / "b" / "experiments" / "r" / "train.log").read_text()
+    assert "resumed from" in log
+
+
+def test_bad_loss_step_updates_nothing(tmp_path, data):
+    opt = options(tmp_path, data, "nan")
+    run = setup(opt)
+    try:
+        gt, noisy = next(iter(train_mod.epoch_batches(run)))
+        before = state_of(run.model)
+        assert train_step(run, gt, noisy.clone().fill_(float("nan"))) is None  # NaN pixels → NaN loss
+        assert run.state.skipped_steps == 1
+        assert_same_weights(before, state_of(run.model))
+        assert not run.optimizer.state and not run.aux_optimizer.state  # Adam never stepped
+
+        run.opt.train.loss_cap = 1e-3  # a finite loss above the cap is skipped too
+        assert train_step(run, gt, noisy) is None and run.state.skipped_steps == 2
+        assert_same_weights(before, state_of(run.model))
+
+        run.opt.train.loss_cap = 100.0  # a good step then trains, and the weights stay finite
+        assert train_step(run, gt, noisy) is not None
+        after = state_of(run.model)
+        assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+    finally:
+        teardown(run)
+
+
+def test_skipped_step_is_counted_and_logged_by_the_loop(tmp_path, data, monkeypatch):
+    opt = options(tmp_path, data, "skiplog", value=2)
+    real_criterion_forward = train_mod.RateDistortionLoss.forward
+    calls = []
+
+    def nan_once(self, out_net, gt):  # the first training step's loss is NaN
+        terms = real_criterion_forward(self, out_net, gt)
+        if not calls:
+            calls.append(1)
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(train_mod.RateDistortionLoss, "forward", nan_once)
+    model = fit(opt)
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    assert load_checkpoint(tmp_path / "experiments" / "skiplog" / "checkpoints" / "latest.pth")["skipped_steps"] == 1
+    assert "step 1: loss nan (loss_cap 100): nothing updated" in (
+        tmp_path / "experiments" / "skiplog" / "train.log").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+def test_item_seeds_make_items_independent_of_global_rng(data):
+    from dic.data import create_dataset
+
+    dataset = SeededItems(create_dataset({"root": str(data / "train"), "name": "synthetic", "patch_size": 32}, "train"))
+    torch.manual_seed(1)
+    a = dataset[(0, 123)]
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    b = dataset[(0, 123)]
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is left alone
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(dataset[(0, 124)][1], a[1])
+
+    seeds = ItemSeeds(torch.utils.data.DistributedSampler(range(10), num_replicas=1, rank=0, seed=3), 3)
+    full = list(seeds)
+    assert sorted(i for i, _ in full) == list(range(10)) and len(set(s for _, s in full)) == 10
+    seeds.set_position(0, skip=4)  # a resume 4 items into epoch 0 continues the same sequence
+    assert list(seeds) == full[4:] and len(seeds) == 6
+    seeds.set_position(1)  # the next epoch: another order, other seeds
+    assert [i for i, _ in seeds] != [i for i, _ in full] and not {s for _, s in seeds} & {s for _, s in full}
+
+
+def test_resume_path_and_batch_split(tmp_path, data):
+    opt = options(tmp_path, data, "paths")
+    assert resume_path(opt) is None  # auto, nothing there yet
+    latest = Path(opt.path.checkpoints) / "latest.pth"
+    latest.parent.mkdir(parents=True)
+    latest.write_bytes(b"x")
+    assert resume_path(opt) == str(latest)
+    assert resume_path(options(tmp_path, data, "paths", "path.resume=none")) is None
+    assert resume_path(options(tmp_path, data, "paths", "path.checkpoint=/x/y.pth")) == "/x/y.pth"
+    with pytest.raises(OptionError, match="name different checkpoints"):
+        resume_path(options(tmp_path, data, "paths", "path.checkpoint=/x/y.pth", "path.resume=/x/z.pth"))
+    assert per_rank_batch(16, 4) == 4
+    with pytest.raises(OptionError, match="batch_size: 6 does not split over 4 processes"):
+        per_rank_batch(6, 4)
+
+
+def test_missing_resume_checkpoint_is_a_clear_error(tmp_path, data, capsys):
+    options(tmp_path, data, "missing")
+    opt_file = tmp_path / "missing.yml"
+    code = train_mod.main(["-opt", str(opt_file), "--set", "path.resume=nowhere.pth"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "nowhere.pth does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
+    from dic.cli import main as dic_main
+
+    assert train_mod.main(["-opt", str(tmp_path / "nope.yml")]) == 2
+    assert "option file not found" in capsys.readouterr().err
+    assert dic_main(["train", "-opt", str(tmp_path / "nope.yml")]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+def lrs(scheme, counts, **kw):
+    p = torch.nn.Parameter(torch.zeros(1))
+    main, aux = torch.optim.Adam([p], lr=1.0), torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s, sa = create_schedulers({"lr_scheme": scheme, **kw}, main, aux)
+    out = []
+    for _ in range(counts):
+        out.append((main.param_groups[0]["lr"], aux.param_groups[0]["lr"]))
+        step_time(s, sa)
+    return out
+
+
+def test_schedules():
+    got = lrs("LambdaLR", 7, warm_up_counts=2, milestones=[4, 6], gamma=0.1)
+    assert [m for m, _ in got] == pytest.approx([0.5, 1, 1, 1, 0.1, 0.1, 0.01])
+    assert [a for _, a in got] == pytest.approx([0.5, 1, 1, 1, 1, 1, 1])
+    p = torch.nn.Parameter(torch.zeros(1))
+    ref_opt = torch.optim.Adam([p], lr=1.0)
+    ref = torch.optim.lr_scheduler.MultiStepLR(ref_opt, milestones=[2, 5], gamma=0.5)
+    expected = []
+    for _ in range(7):
+        expected.append(ref_opt.param_groups[0]["lr"])
+        ref_opt.step()
+        ref.step()
+    assert [m for m, _ in lrs("MultiStepLR", 7, milestones=[2, 5], gamma=0.5)] == pytest.approx(expected)
+    assert warmup_multistep(0, [], 0.1)(100) == 1.0
+
+    main, aux = torch.optim.Adam([p], lr=1.0), torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s, sa = create_schedulers({"lr_scheme": "ReduceLROnPlateau", "gamma": 0.5, "patience": 1}, main, aux)
+    for metric in (1.0, 1.0, 1.0):
+        step_time(s, sa)  # count steps leave the plateau schedule alone
+        step_plateau(metric, s, sa)
+    assert main.param_groups[0]["lr"] == 0.5 and aux.param_groups[0]["lr"] == 1.0
+
+
+def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
+    import random
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.normal()  # a cached Gaussian in NumPy's state
+    state = capture_rng()
+    path = tmp_path / "rng.pth"
+    torch.save({"rng": [state]}, path)
+    expected = (random.random(), np.random.normal(), torch.rand(3))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    restore_rng(torch.load(path, weights_only=True)["rng"][0])
+    got = (random.random(), np.random.normal(), torch.rand(3))
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
