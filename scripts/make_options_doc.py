@@ -25,11 +25,25 @@ Every key an option file may hold, with its type and default (`null`: none). Gen
 """
 
 
+def model_table() -> str:
+    """The hyper-parameters each registered model accepts under `network`, with defaults."""
+    from dic.models import model_hparams
+    from dic.registry import MODELS
+
+    rows = ["## Model hyper-parameters", "",
+            "Keys under `network` beyond the table above, per model (null: chosen from `quality`).", "",
+            "| model | key | default |", "|---|---|---|"]
+    for name in MODELS.names():
+        for key, default in model_hparams(name).items():
+            if key != "quality":
+                rows.append(f"| `{name}` | `network.{key}` | `{'null' if default is None else default}` |")
+    return "\n".join(rows) + "\n"
+
+
 def main() -> None:
     out = Path(__file__).resolve().parents[1] / "docs" / "options.md"
-    extra = out.read_text().split("<!-- end of generated table -->", 1)[1] if out.exists() and "<!-- end of generated table -->" in out.read_text() else "\n"
     tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(HEADER + describe() + "<!-- end of generated table -->" + extra)
+    tmp.write_text(HEADER + describe() + "\n" + model_table())
     os.replace(tmp, out)
     print(f"wrote {out}")
 

@@ -68,8 +68,12 @@ def test_bad_curves_give_clear_errors():
         bd_rate([0.1], [30.0], RATES, PSNRS)
     with pytest.raises(DicError, match="rates must be positive"):
         bd_psnr([0.0, 0.1], [30.0, 31.0], RATES, PSNRS)
-    with pytest.raises(DicError, match="repeated values"):
-        bd_rate([0.1, 0.2, 0.3], [30.0, 30.0, 31.0], RATES, PSNRS)
+    with pytest.raises(DicError, match="curve B: quality must rise strictly with rate"):
+        bd_rate(RATES, PSNRS, [0.1, 0.2, 0.3], [30.0, 30.0, 31.0])
+    with pytest.raises(DicError, match="curve A: quality must rise strictly with rate"):
+        bd_psnr([0.1, 0.2, 0.3], [30.0, 31.0, 30.5], RATES, PSNRS)
+    # unsorted but monotone points are fine
+    assert bd_rate(RATES[::-1], PSNRS[::-1], 0.9 * RATES, PSNRS) == pytest.approx(-10.0, abs=1e-9)
 
 
 def test_bdrate_command_prints_both_deltas(tmp_path, capsys):
@@ -114,3 +118,11 @@ def test_plot_and_bdrate_bad_input_exit_2(tmp_path, capsys):
     a = write_report(tmp_path / "a.json", "anchor", RATES, PSNRS)
     assert dic_main(["bdrate", str(a), str(bad)]) == 2
     assert "bad.json: not a JSON report" in capsys.readouterr().err
+
+
+def test_bdrate_on_a_non_monotone_curve_names_the_files(tmp_path, capsys):
+    a = write_report(tmp_path / "a.json", "anchor", RATES, PSNRS)
+    b = write_report(tmp_path / "b.json", "saturated", RATES, [28.0, 30.0, 29.5, 29.0])
+    assert dic_main(["bdrate", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "curve B: quality must rise strictly with rate" in err and f"B = {b}" in err

@@ -14,6 +14,7 @@ from dic.engine.schedule import create_schedulers, step_plateau, step_time, warm
 from dic.engine.state import capture_rng, restore_rng
 from dic.engine.train import ItemSeeds, SeededItems, fit, per_rank_batch, resume_path, setup, teardown, train_step
 from dic.errors import OptionError
+from dic.losses import LAMBDAS
 from dic.models import load_model, weights_fingerprint
 from dic.models.checkpoint import load_checkpoint
 from dic.options import load_options
@@ -120,10 +121,16 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("mode, value, stop_after", [("step", 5, 3), ("epoch", 2, 3)])
-def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode, value, stop_after):
-    """Step mode stops mid-epoch (latest.pth every step); epoch mode stops inside epoch 2 and
-    resumes from the end of epoch 1. Both must end bit-identical to a run that never stopped."""
+@pytest.mark.parametrize("mode, value, stop_after, extra, extra_on_resume", [
+    ("step", 5, 3, "datasets.train.n_workers=2", "datasets.train.n_workers=2"),
+    ("epoch", 2, 3, "datasets.train.n_workers=0", "manual_seed=null"),
+], ids=["step-mid-epoch-with-workers", "epoch-boundary-seed-from-checkpoint"])
+def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode, value, stop_after, extra,
+                                              extra_on_resume):
+    """Step mode stops mid-epoch (latest.pth every step) and runs with 2 loader workers against a
+    reference without; epoch mode stops inside epoch 2, resumes from the end of epoch 1, and must
+    keep the checkpoint's seed when the options no longer give one. Both must end bit-identical
+    to the run that never stopped."""
     reference = fit(options(tmp_path / "a", data, "r", mode=mode, value=value))
 
     real_step, calls = train_mod.train_step, []
@@ -136,9 +143,9 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode,
 
     monkeypatch.setattr(train_mod, "train_step", dying_step)
     with pytest.raises(Interrupt):
-        fit(options(tmp_path / "b", data, "r", mode=mode, value=value))
+        fit(options(tmp_path / "b", data, "r", extra, mode=mode, value=value))
     monkeypatch.setattr(train_mod, "train_step", real_step)
-    resumed = fit(options(tmp_path / "b", data, "r", mode=mode, value=value))  # path.resume: auto
+    resumed = fit(options(tmp_path / "b", data, "r", extra_on_resume, mode=mode, value=value))  # resume: auto
 
     assert_same_weights(state_of(reference), state_of(resumed))
     a = load_checkpoint(tmp_path / "a" / "experiments" / "r" / "checkpoints" / "latest.pth")
@@ -299,3 +306,38 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
     restore_rng(torch.load(path, weights_only=True)["rng"][0])
     got = (random.random(), np.random.normal(), torch.rand(3))
     assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_entropy_model_stays_float32_under_autocast():
+    """train.amp runs on CUDA only; the fp32 guard of the entropy model is checked with CPU autocast."""
+    from dic.models import create_model
+
+    model = create_model(TINY_NET["model"], **{k: v for k, v in TINY_NET.items() if k != "model"})
+    train_mod.keep_fp32(model, "cpu")
+    seen = {}
+    model.entropy_parameters.register_forward_hook(lambda m, i, o: seen.update(params=o.dtype))
+    model.g_s.register_forward_hook(lambda m, i, o: seen.update(g_s=o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.rand(1, 3, 64, 64))
+    assert seen == {"params": torch.float32, "g_s": torch.bfloat16}
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+
+
+def test_example_option_files_load_and_match_their_generator(tmp_path):
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_train_configs", repo / "scripts" / "make_train_configs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--out", str(tmp_path)]) == 0
+    committed = {p.name: p.read_text() for p in (repo / "conf" / "train").glob("*.yml")}
+    generated = {p.name: p.read_text() for p in tmp_path.glob("*.yml")}
+    assert committed == generated  # rerun scripts/make_train_configs.py after changing the recipe
+    assert len(generated) == 3 * (6 + 4 + 6) + 1
+    for name in generated:
+        opt = load_options(repo / "conf" / "train" / name)
+        metric, quality = opt.network.criterions.criterion_metric, opt.network.quality
+        if name != "tiny.yml":
+            assert opt.network.lambdas.lambda_metric == LAMBDAS[metric][quality - 1]
+            assert opt.name == name[:-4] and opt.train.mode == "epoch"

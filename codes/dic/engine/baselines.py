@@ -243,7 +243,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-opt", "--opt", required=True, metavar="OPTIONS.yml")
     parser.add_argument("--methods", nargs="+", default=["nlm-jpeg", "nlm-webp"], choices=list(CLASSICAL))
     parser.add_argument("--qualities", nargs="+", type=int, default=None, help="quality ladder (1–100)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override options")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override options")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 

@@ -525,7 +525,7 @@ def format_table(reports: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
 # Command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-opt", "--opt", required=True, metavar="OPTIONS.yml", help="test option file")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override options, e.g. --set test.save_images=true datasets.kodak.level=1")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

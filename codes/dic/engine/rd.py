@@ -84,9 +84,6 @@ def _pchip_mean(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
 
     order = np.argsort(x)
     x, y = x[order], y[order]
-    if np.any(np.diff(x) <= 0):
-        raise DicError(f"the curve has repeated values {x.tolist()} on the integration axis; "
-                       "Bjøntegaard deltas need strictly monotone curves")
     return float(PchipInterpolator(x, y).integrate(lo, hi)) / (hi - lo)
 
 
@@ -101,6 +98,11 @@ def _check_curve(rate: Sequence[float], dist: Sequence[float], which: str) -> Tu
         raise DicError(f"curve {which}: rates and distortions must be finite")
     if np.any(rate <= 0):
         raise DicError(f"curve {which}: rates must be positive, got {rate.tolist()}")
+    order = np.argsort(rate, kind="stable")
+    rate, dist = rate[order], dist[order]
+    if np.any(np.diff(rate) <= 0) or np.any(np.diff(dist) <= 0):
+        raise DicError(f"curve {which}: quality must rise strictly with rate for a Bjøntegaard delta, "
+                       f"got bpp {np.round(rate, 4).tolist()} → {np.round(dist, 3).tolist()}")
     return rate, dist
 
 
@@ -139,9 +141,14 @@ def bd_psnr(r1: Sequence[float], d1: Sequence[float], r2: Sequence[float], d2: S
 
 def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr") -> Dict[str, float]:
     """BD-rate (%) and BD-<metric> of report ``b`` against report ``a``."""
+    a, b = _as_report(a), _as_report(b)
     ra, da = curve(a, metric)
     rb, db = curve(b, metric)
-    return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db)}
+    try:
+        return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db)}
+    except DicError as e:
+        names = (r.get("_source", r.get("name", "?")) for r in (a, b))
+        raise DicError("{} (A = {}, B = {}, {})".format(e, *names, metric)) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -172,7 +179,9 @@ def plot_reports(reports: Sequence[ReportLike], output: Optional[Union[str, os.P
     names = [str(r.get("name", "report")) for r in loaded]
     for report in loaded:
         rate, dist = curve(report, metric)
-        ax.plot(rate, dist, marker="o", markersize=4, label=_label(report, names))
+        single = rate.size == 1  # one checkpoint: a point, drawn large enough to see
+        ax.plot(rate, dist, marker="*" if single else "o", markersize=12 if single else 4,
+                linestyle="none" if single else "-", label=_label(report, names))
     ax.set_xlabel("bpp")
     ax.set_ylabel(AXIS_LABELS[metric])
     ax.grid(True, alpha=0.3)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.checkpoint import save_checkpoint
 
 #: Entries a training checkpoint has beyond a plain model checkpoint.
 TRAINING_KEYS = ("epoch", "iter", "batch_in_epoch", "loss", "optimizer", "aux_optimizer",
@@ -102,11 +102,6 @@ def save_training_checkpoint(path: str, model: torch.nn.Module, state: TrainStat
 def is_training_checkpoint(ckpt: Mapping[str, Any]) -> bool:
     """Whether a loaded checkpoint carries a training state (not only weights)."""
     return all(k in ckpt for k in TRAINING_KEYS)
-
-
-def read_training_checkpoint(path: str) -> Dict[str, Any]:
-    """Our checkpoint at ``path`` (weights_only); a CheckpointError if it is missing or foreign."""
-    return load_checkpoint(path, map_location="cpu")
 
 
 def check_same_model(ckpt: Mapping[str, Any], model: torch.nn.Module, path: str) -> None:

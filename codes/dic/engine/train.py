@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..errors import DataError, OptionError
+from ..errors import CheckpointError, DataError, OptionError
 from ..logger import setup_logger
 from ..losses import RateDistortionLoss
 from ..metrics import ms_ssim, psnr, quantize_8bit
@@ -424,9 +424,7 @@ def prepare_folders(opt: Options, resume: Optional[str], logger: logging.Logger)
     """Create this run's folders. A new run whose folders exist first renames them
     ``<name>_archived_<YYYYmmdd-HHMMSS>``: an old run is never overwritten."""
     if resume is not None and not os.path.isfile(resume):
-        from ..errors import CheckpointError
-
-        raise CheckpointError(f"path.resume: checkpoint {resume} does not exist")
+        raise CheckpointError(f"checkpoint to resume from {resume} does not exist (path.resume / path.checkpoint)")
     if resume is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for folder in (opt.path.experiments_root, opt.path.tb_logger):
@@ -500,6 +498,10 @@ class ItemSeeds(Sampler):
 
     def __init__(self, base: DistributedSampler, seed: int):
         self.base, self.seed, self.epoch, self.skip = base, seed, 0, 0
+
+    def reseed(self, seed: int) -> None:
+        """Use ``seed`` for the order and the items (a resumed run keeps its checkpoint's seed)."""
+        self.seed = self.base.seed = seed
 
     def set_position(self, epoch: int, skip: int = 0) -> None:
         self.base.set_epoch(epoch)
@@ -596,7 +598,7 @@ def validate(run: Run, counter: int) -> Dict[str, float]:
                 for kind, image_tensor in trio.items():
                     write_image(out_dir / f"{name}_{kind}.png", image_tensor.float().cpu())
                 if run.tb is not None:
-                    run.tb.add_image(f"val/{name} (noisy | decoded | clean)",
+                    run.tb.add_image(f"val_samples/{name}",  # noisy | decoded | clean, side by side
                                      torch.cat(list(trio.values()), dim=-1).float().clamp(0, 1).cpu(), counter)
             count += 1
     model.train()
@@ -674,6 +676,11 @@ def restore(run: Run, path: str) -> None:
     if run.scaler is not None and obj.get("scaler"):
         run.scaler.load_state_dict(obj["scaler"])
     run.state = TrainState.from_checkpoint(obj)
+    if run.state.seed != run.item_sampler.seed:
+        if run.opt.manual_seed is not None:
+            run.logger.warning(f"manual_seed {run.opt.manual_seed}: the run continues with its checkpoint's seed "
+                               f"{run.state.seed}")
+        run.item_sampler.reseed(run.state.seed)
     rng = obj["rng"]
     if int(obj.get("world_size", len(rng))) == run.info.world_size and len(rng) == run.info.world_size:
         restore_rng(rng[run.info.rank])

@@ -3,7 +3,8 @@ model-specific analysis (``encode``), padding to a multiple of 64 and cropping b
 two-stage joint encoder with its clean-image guidance branch (MODELS.md §1–2).
 
 Only ``encode`` differs between models: the hyperprior, the autoregressive context model, the
-rANS coding (CompressAI's ``_compress_ar`` / ``decompress``) and ``g_s`` are Cheng2020-anchor's.
+rANS coding (CompressAI's ``_compress_ar`` / ``decompress``) and ``g_s`` are Cheng2020-anchor's;
+the serial coding of ``y`` runs in the fast loop of :mod:`.fast_coding` (same bitstream).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
 from ..errors import BitstreamError, DataError, OptionError
+from .fast_coding import compress_ar, decompress_ar, fast_coding_supported
 
 PAD_MULTIPLE = 64
 QUALITIES = range(1, 7)
@@ -82,6 +84,9 @@ class CodecBase(Cheng2020Anchor):
 
     name = ""
     pad_multiple = PAD_MULTIPLE
+    # Serial coding of y: the fast loop of dic.models.fast_coding (same bitstream as CompressAI's);
+    # set False on an instance for CompressAI's own _compress_ar / _decompress_ar.
+    fast_coding = True
 
     def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
         quality, N = resolve_width(quality, N)
@@ -146,6 +151,16 @@ class CodecBase(Cheng2020Anchor):
             for i in range(y.shape[0])
         ]
         return [y_strings, z_strings]
+
+    def _compress_ar(self, y_hat, params, height, width, kernel_size, padding):
+        if self.fast_coding and fast_coding_supported(self):
+            return compress_ar(self, y_hat, params, height, width, kernel_size, padding)
+        return super()._compress_ar(y_hat, params, height, width, kernel_size, padding)
+
+    def _decompress_ar(self, y_string, y_hat, params, height, width, kernel_size, padding):
+        if self.fast_coding and fast_coding_supported(self):
+            return decompress_ar(self, y_string, y_hat, params, height, width, kernel_size, padding)
+        return super()._decompress_ar(y_string, y_hat, params, height, width, kernel_size, padding)
 
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
         """Size of ``z`` for an H×W image: the padded size over 64."""

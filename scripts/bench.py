@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Measure coding and training speed and peak memory against CompressAI's coding path; the
+same as ``dic bench``.
+
+    python scripts/bench.py --model snr-decomp --size 768x512 [--repeats 3] [--json out.json]
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codes"))
+
+from dic.engine.bench import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
