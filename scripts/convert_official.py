@@ -11,7 +11,7 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codes"))
 
-from dic.errors import DicError  # noqa: E402
+from dic.cli import guarded  # noqa: E402
 from dic.models import convert  # noqa: E402
 
 
@@ -19,11 +19,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     convert.add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return convert.run(args)
-    except DicError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded(convert.run, args)
 
 
 if __name__ == "__main__":

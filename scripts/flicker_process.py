@@ -28,15 +28,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.prepare import flicker_process
-    from dic.errors import DicError
+    from dic.cli import guarded
 
-    try:
-        flicker_process(args.src, args.train, args.val, min_size=args.min_size, val_fraction=args.val_fraction,
-                        copy=args.copy, show_progress=not args.no_progress)
-    except DicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return guarded(lambda: flicker_process(args.src, args.train, args.val, min_size=args.min_size,
+                                           val_fraction=args.val_fraction, copy=args.copy,
+                                           show_progress=not args.no_progress))
 
 
 if __name__ == "__main__":

@@ -23,14 +23,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.prepare import prepare_samples
-    from dic.errors import DicError
+    from dic.cli import guarded
 
-    try:
-        prepare_samples(args.out, show_progress=not args.no_progress)
-    except DicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return guarded(lambda: prepare_samples(args.out, show_progress=not args.no_progress))
 
 
 if __name__ == "__main__":

@@ -28,14 +28,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.sidd_prepare import sidd_blocks
-    from dic.errors import DicError
+    from dic.cli import guarded
 
-    try:
-        sidd_blocks(args.mat_dir, args.out, args.benchmark_data, show_progress=not args.no_progress)
-    except DicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return guarded(lambda: sidd_blocks(args.mat_dir, args.out, args.benchmark_data, show_progress=not args.no_progress))
 
 
 if __name__ == "__main__":

@@ -47,9 +47,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def guarded(func, *args) -> int:
-    """Run ``func``; a :class:`DicError` becomes ``error: <message>`` on stderr and exit code 2."""
+    """Run ``func``; a :class:`DicError` becomes ``error: <message>`` on stderr and exit code 2.
+    The exit code is ``func``'s result when that is an integer, else 0."""
     try:
-        return func(*args) or 0
+        result = func(*args)
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
     except DicError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
