@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -78,12 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and image (default 0)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results to this JSON file")
-    parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: child process
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.memory_probe:
-        return _probe_main(args.memory_probe)
     results = benchmark(args)
     print(format_table(results))
     if args.json:
@@ -245,8 +241,9 @@ def coding_path(model: nn.Module, path: str) -> Iterator[None]:
 
 
 def bench_coding(model: nn.Module, noisy: torch.Tensor, args: argparse.Namespace,
-                 device: torch.device) -> Dict[str, Any]:
-    """Encode/decode times of both paths, their bitstreams and how far their images differ."""
+                 device: torch.device) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Encode/decode times of both paths, their bitstreams and how far their images differ;
+    and each path's ``compress`` output."""
     paths = ["ours"] if args.no_compressai else ["ours", "compressai"]
     coded: Dict[str, Any] = {}
     decoded: Dict[str, torch.Tensor] = {}
@@ -259,7 +256,8 @@ def bench_coding(model: nn.Module, noisy: torch.Tensor, args: argparse.Namespace
     if "compressai" in coded:
         out["strings_identical"] = coded["ours"]["strings"] == coded["compressai"]["strings"]
         out["max_abs_diff"] = float((decoded["ours"] - decoded["compressai"]).abs().max())
-        out["pixels_differing_8bit"] = int(((decoded["ours"] * 255).round() != (decoded["compressai"] * 255).round()).sum())
+        eight_bit = {p: (decoded[p] * 255).round() for p in paths}
+        out["pixels_differing_8bit"] = int((eight_bit["ours"] != eight_bit["compressai"]).sum())
     if args.repeats > 0:
         def encoder(path):
             def fn():
@@ -277,7 +275,7 @@ def bench_coding(model: nn.Module, noisy: torch.Tensor, args: argparse.Namespace
             times = time_interleaved({p: make(p) for p in paths}, args.repeats, args.warmup, device)
             for p in paths:
                 out[p][f"{op}_s"] = summary(times[p])
-    return out
+    return out, coded
 
 
 # ============================================================================================
@@ -504,9 +502,10 @@ def cuda_peak(fn: Callable[[], Any], device: torch.device) -> Dict[str, Any]:
     return {"peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "baseline_mib": base / 2**20}
 
 
-def bench_memory(model: nn.Module, noisy: torch.Tensor, coding: Optional[Dict[str, Any]],
-                 args: argparse.Namespace, device: torch.device) -> Dict[str, Dict[str, Any]]:
-    """Peak memory of each coding path's encode and decode and of each training variant."""
+def bench_memory(model: nn.Module, noisy: torch.Tensor, coded: Dict[str, Any],
+                 args: argparse.Namespace, device: torch.device) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Peak memory of each coding path's encode and decode and of each training variant:
+    ``{"coding": {path: {"encode_memory", "decode_memory"}}, "train": {variant: {"train_memory"}}}``."""
     from ..models import save_checkpoint
 
     jobs: List[Tuple[str, str]] = []
@@ -515,13 +514,7 @@ def bench_memory(model: nn.Module, noisy: torch.Tensor, coding: Optional[Dict[st
             jobs += [("encode", path), ("decode", path)]
     if not args.no_train:
         jobs += [("train", v) for v in train_variants(model, device)]
-    results: Dict[str, Dict[str, Any]] = {}
-    coded: Dict[str, Any] = {}
-    with torch.no_grad():
-        for op, variant in jobs:
-            if op == "decode":
-                with coding_path(model, variant):
-                    coded[variant] = model.compress(noisy)
+    results: Dict[str, Dict[str, Dict[str, Any]]] = {"coding": {}, "train": {}}
     if device.type == "cuda":
         for op, variant in jobs:
             if op == "train":
@@ -534,7 +527,8 @@ def bench_memory(model: nn.Module, noisy: torch.Tensor, coding: Optional[Dict[st
                             model.compress(noisy)
                         else:
                             model.decompress(coded[variant]["strings"], coded[variant]["shape"])
-            results.setdefault(variant, {})[f"{op}_memory"] = cuda_peak(fn, device)
+            section = "train" if op == "train" else "coding"
+            results[section].setdefault(variant, {})[f"{op}_memory"] = cuda_peak(fn, device)
         return results
     with tempfile.TemporaryDirectory(prefix="dic-bench-") as workdir:
         model_path = os.path.join(workdir, "model.pt")
@@ -545,8 +539,10 @@ def bench_memory(model: nn.Module, noisy: torch.Tensor, coding: Optional[Dict[st
                     "seed": args.seed, "inputs": None}
             if op != "train":
                 strings = coded.get(variant, {})
-                spec["inputs"] = {"noisy": noisy.cpu(), "strings": strings.get("strings"), "shape": strings.get("shape")}
-            results.setdefault(variant, {})[f"{op}_memory"] = probe_memory(spec, workdir)
+                spec["inputs"] = {"noisy": noisy.cpu(), "strings": strings.get("strings"),
+                                  "shape": strings.get("shape")}
+            section = "train" if op == "train" else "coding"
+            results[section].setdefault(variant, {})[f"{op}_memory"] = probe_memory(spec, workdir)
     return results
 
 
@@ -607,23 +603,24 @@ def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     }
     model.to(device)
     noisy_dev = noisy.to(device)
+    coded: Dict[str, Any] = {}
     if not args.no_coding:
-        results["coding"] = bench_coding(model, noisy_dev, args, device)
+        results["coding"], coded = bench_coding(model, noisy_dev, args, device)
     if not args.no_train:
         results["train"] = bench_train(copy.deepcopy(model), args, device)
     if not args.no_memory and not (args.no_coding and args.no_train):
-        memory = bench_memory(model.eval(), noisy_dev, results.get("coding"), args, device)
-        for variant, entries in memory.items():
-            section = "train" if variant in TRAIN_VARIANTS else "coding"
-            results[section].setdefault(variant, {}).update(entries)
+        memory = bench_memory(model.eval(), noisy_dev, coded, args, device)
+        for section, variants in memory.items():
+            for variant, entries in variants.items():
+                results[section].setdefault(variant, {}).update(entries)
     results["load_average_after"] = load_average()
     results["ratios"] = ratios(results)
     return results
 
 
 def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
-    """ours / CompressAI (coding) and variant / ours (training); below 1 means ours is faster
-    (or, for the training variants, that the variant is)."""
+    """Median-time ratios from one run: ours / CompressAI for encode and decode, ours /
+    official-style and channels-last / ours for the training step (below 1: the first is faster)."""
     out: Dict[str, Optional[float]] = {}
     coding = results.get("coding") or {}
     if "compressai" in coding:
@@ -634,7 +631,8 @@ def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
     ours = median_of(train.get("ours", {}), "step_s")
     for v in ("official-style", "channels-last"):
         if v in train:
-            key = "train_step_ours_over_official_style" if v == "official-style" else "train_step_channels_last_over_ours"
+            key = ("train_step_ours_over_official_style" if v == "official-style"
+                   else "train_step_channels_last_over_ours")
             out[key] = (ratio(ours, median_of(train[v], "step_s")) if v == "official-style"
                         else ratio(median_of(train[v], "step_s"), ours))
     return out
@@ -643,7 +641,7 @@ def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
 def _argv_of(args: argparse.Namespace) -> List[str]:
     parts = []
     for key, value in sorted(vars(args).items()):
-        if key == "memory_probe" or value in (None, False, []):
+        if value in (None, False, []):
             continue
         flag = "--" + key.replace("_", "-") if key != "N" else "--N"
         if value is True:
@@ -663,7 +661,10 @@ def _mem(block: Mapping[str, Any], key: str) -> str:
     entry = block.get(key) or {}
     if "error" in entry:
         return "failed"
-    return "—" if entry.get("peak_mib") is None else f"{entry['peak_mib']:.0f}"
+    if entry.get("peak_mib") is None:
+        return "—"
+    base = entry.get("baseline_mib")
+    return f"{entry['peak_mib']:.0f}" + (f" (+{entry['peak_mib'] - base:.0f})" if base is not None else "")
 
 
 def format_table(results: Mapping[str, Any]) -> str:
@@ -680,14 +681,14 @@ def format_table(results: Mapping[str, Any]) -> str:
     coding = results.get("coding")
     if coding:
         ours, cai = coding["ours"], coding.get("compressai", {})
-        lines += ["", f"{'coding':28s}{'ours':>12s}{'CompressAI':>12s}{'ours/CAI':>10s}"]
+        lines += ["", f"{'coding':28s}{'ours':>14s}{'CompressAI':>14s}{'ours/CAI':>10s}"]
         for op in ("encode", "decode"):
             a, b = median_of(ours, f"{op}_s"), median_of(cai, f"{op}_s")
-            lines.append(f"{op + ' time (s)':28s}{_fmt(a):>12s}{_fmt(b):>12s}{_fmt(ratio(a, b)):>10s}")
+            lines.append(f"{op + ' time (s)':28s}{_fmt(a):>14s}{_fmt(b):>14s}{_fmt(ratio(a, b)):>10s}")
         for op in ("encode", "decode"):
-            lines.append(f"{op + ' peak memory (MiB)':28s}{_mem(ours, op + '_memory'):>12s}"
-                         f"{_mem(cai, op + '_memory'):>12s}")
-        lines.append(f"{'bitstream (bytes)':28s}{ours['bytes']:>12d}" + (f"{cai['bytes']:>12d}" if cai else ""))
+            lines.append(f"{op + ' peak memory (MiB)':28s}{_mem(ours, op + '_memory'):>14s}"
+                         f"{_mem(cai, op + '_memory'):>14s}")
+        lines.append(f"{'bitstream (bytes)':28s}{ours['bytes']:>14d}" + (f"{cai['bytes']:>14d}" if cai else ""))
         if "strings_identical" in coding:
             lines.append(f"strings identical: {'yes' if coding['strings_identical'] else 'NO'}; decoded images "
                          f"differ by at most {coding['max_abs_diff']:.2e} ({coding['pixels_differing_8bit']} "
@@ -696,16 +697,17 @@ def format_table(results: Mapping[str, Any]) -> str:
     if train:
         names = [v for v in TRAIN_VARIANTS if v in train and "skipped" not in train[v]]
         lines += ["", f"training step, batch {train['batch']} × {train['size']}²".ljust(28)
-                  + "".join(f"{n:>16s}" for n in names)]
-        lines.append(f"{'time (s)':28s}" + "".join(f"{_fmt(median_of(train[n], 'step_s')):>16s}" for n in names))
-        lines.append(f"{'peak memory (MiB)':28s}" + "".join(f"{_mem(train[n], 'train_memory'):>16s}" for n in names))
+                  + "".join(f"{n:>18s}" for n in names)]
+        lines.append(f"{'time (s)':28s}" + "".join(f"{_fmt(median_of(train[n], 'step_s')):>18s}" for n in names))
+        lines.append(f"{'peak memory (MiB)':28s}" + "".join(f"{_mem(train[n], 'train_memory'):>18s}" for n in names))
         lines += [f"{v}: {train[v]['skipped']}" for v in TRAIN_VARIANTS if "skipped" in train.get(v, {})]
     shown = {k: v for k, v in results["ratios"].items() if v is not None}
     if shown:
         lines += ["", "ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items())]
     if coding or train:
-        lines.append(f"memory: {mem_unit}" + (" of a fresh process running the operation once (weights and "
-                                             "torch runtime included)" if results["device"] == "cpu" else ""))
+        lines.append(f"memory: {mem_unit}" + (" of a fresh process that loads the model and runs the operation "
+                                             "once (weights and torch runtime included); (+…): the rise during "
+                                             "the operation" if results["device"] == "cpu" else ""))
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
 from ..errors import BitstreamError, DataError, OptionError
-from .fast_coding import compress_ar, decompress_ar, fast_coding_supported
+from .fast_coding import compress_ar, fast_coding_supported, fast_decompress
 
 PAD_MULTIPLE = 64
 QUALITIES = range(1, 7)
@@ -85,7 +85,7 @@ class CodecBase(Cheng2020Anchor):
     name = ""
     pad_multiple = PAD_MULTIPLE
     # Serial coding of y: the fast loop of dic.models.fast_coding (same bitstream as CompressAI's);
-    # set False on an instance for CompressAI's own _compress_ar / _decompress_ar.
+    # set False on an instance for CompressAI's own _compress_ar and decompress.
     fast_coding = True
 
     def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
@@ -157,11 +157,6 @@ class CodecBase(Cheng2020Anchor):
             return compress_ar(self, y_hat, params, height, width, kernel_size, padding)
         return super()._compress_ar(y_hat, params, height, width, kernel_size, padding)
 
-    def _decompress_ar(self, y_string, y_hat, params, height, width, kernel_size, padding):
-        if self.fast_coding and fast_coding_supported(self):
-            return decompress_ar(self, y_string, y_hat, params, height, width, kernel_size, padding)
-        return super()._decompress_ar(y_string, y_hat, params, height, width, kernel_size, padding)
-
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
         """Size of ``z`` for an H×W image: the padded size over 64."""
         factor = 2 ** 6
@@ -179,7 +174,10 @@ class CodecBase(Cheng2020Anchor):
             raise BitstreamError(
                 f"expected as many y strings as z strings (≥ 1), got {len(y_strings)} and {len(z_strings)}"
             )
-        out = super().decompress([y_strings, z_strings], self.latent_shape((h, w)))
+        if self.fast_coding and fast_coding_supported(self):
+            out = fast_decompress(self, [y_strings, z_strings], self.latent_shape((h, w)))
+        else:
+            out = super().decompress([y_strings, z_strings], self.latent_shape((h, w)))
         return {"x_hat": out["x_hat"][..., :h, :w]}
 
 
