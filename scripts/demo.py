@@ -174,7 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  {label}: reports  {', '.join(Path(r['_json']).name for r in items)} (and .csv) in {Path(items[0]['_json']).parent}")
     print(f"  decoded images:   {root}/<data set>/images/<method>/<setting>/*.png")
     print(f"  checkpoint:       {checkpoint}")
-    print(f"  compare two reports: dic bdrate A.json B.json; plot more: dic plot A.json B.json -o rd.png")
+    print("  compare two reports: dic bdrate A.json B.json; plot more: dic plot A.json B.json -o rd.png")
     return 0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -16,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import yaml
 
 from .errors import OptionError
+from .fileio import atomic_write_text
 from .registry import DATASETS, LOSSES, MODELS, did_you_mean
 
 # --------------------------------------------------------------------------------------------
@@ -490,14 +490,8 @@ def check_data_roots(opt: Mapping[str, Any]) -> None:
 
 def save_options(opt: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write the resolved options as YAML, atomically (temp file then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plain = {k: v for k, v in _plain(opt).items() if k != "is_train"}
-    text = yaml.safe_dump(plain, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(plain, sort_keys=False))
 
 
 def model_kwargs(network: Mapping[str, Any]) -> Dict[str, Any]:

@@ -8,7 +8,6 @@ releases' Pillow loader did, which also keeps decoded sizes equal to the header 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Tuple, Union
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
@@ -105,36 +105,6 @@ def to_uint8(image: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
     if image.dtype != np.uint8:
         raise ValueError(f"write_image takes uint8 arrays or float tensors, got {image.dtype}")
     return image
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """UTF-8 text written atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_image(path: PathLike, image: Union[np.ndarray, torch.Tensor]) -> None:

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, DataError, DicError, OptionError
+from ..fileio import atomic_output, atomic_write_text
 from ..metrics import bpp_from_likelihoods, bpp_from_strings, ms_ssim, ms_ssim_db, psnr, quantize_8bit
 
 logger = logging.getLogger("dic")
@@ -330,19 +330,6 @@ def build_report(method: str, label: str, summary: Sequence[Mapping[str, Any]], 
     return report
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to ``path`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -380,16 +367,9 @@ def write_sidd_submission(path: Path, blocks: Mapping[Tuple[int, int], np.ndarra
     for i in range(n):
         for j in range(b):
             cells[i, j] = blocks.get((i, j), np.zeros((0, 0, 3), dtype=np.uint8))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mat")
-    os.close(fd)
-    try:
-        savemat(tmp, {"DenoisedBlocksSrgb": cells, "TimeMPSrgb": float(time_mp),
-                      "OptionalData": {"MethodName": method, "Bpp": float(bpp)}}, do_compression=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path, suffix=".mat") as tmp:  # savemat appends .mat to other names
+        savemat(str(tmp), {"DenoisedBlocksSrgb": cells, "TimeMPSrgb": float(time_mp),
+                           "OptionalData": {"MethodName": method, "Bpp": float(bpp)}}, do_compression=True)
     return n, b
 
 

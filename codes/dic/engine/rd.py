@@ -14,13 +14,13 @@ import argparse
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..errors import DicError
+from ..fileio import atomic_output
 
 METRICS = ("psnr", "ms-ssim", "ms-ssim-db")
 AXIS_LABELS = {"psnr": "PSNR (dB)", "ms-ssim": "MS-SSIM", "ms-ssim-db": "MS-SSIM (dB)"}
@@ -200,17 +200,11 @@ def save_figure(fig, output: Union[str, os.PathLike]) -> Path:
     """Save a matplotlib figure atomically (temp file in the same folder, then rename)."""
     output = Path(output)
     fmt = output.suffix.lstrip(".").lower() or "png"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format=fmt, dpi=120)
-        os.replace(tmp, output)
+        with atomic_output(output) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120)
     except ValueError as e:  # unknown image format
         raise DicError(f"{output}: cannot write a '{fmt}' image ({e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output
 
 

@@ -31,8 +31,6 @@ import logging
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..errors import CheckpointError, DataError, OptionError
+from ..fileio import atomic_copy
 from ..logger import setup_logger
 from ..losses import RateDistortionLoss
 from ..metrics import ms_ssim, psnr, quantize_8bit
@@ -640,19 +639,6 @@ def save_checkpoints(run: Run, counter: int, numbered: bool, best: bool) -> None
             atomic_copy(latest, folder / name)
         run.logger.info(f"checkpoint: {', '.join(['latest.pth'] + copies)} at {run.mode} {counter}")
     dist.barrier()
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy to a temporary file beside ``dst``, then rename it over ``dst``."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def restore(run: Run, path: str) -> None:

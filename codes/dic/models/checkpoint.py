@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
@@ -14,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError, OptionError
+from ..fileio import atomic_output
 
 FORMAT = "dic-checkpoint"
 VERSION = 1
@@ -36,17 +36,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, **extra: Any) -> None:
         "state_dict": model.state_dict(),
         **extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Any:
