@@ -283,3 +283,15 @@ def test_launcher_reports_bad_option_without_traceback(tmp_path):
     assert result.returncode != 0
     assert "network.quality: got 9, expected an integer in 1..6" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bad_model_hyper_parameter_value_names_file_and_key(tmp_path):
+    raw = official(tmp_path)
+    raw["network"]["N"] = -4
+    raw["network"]["pretrained"] = False
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(raw))
+    from dic.engine.train import build_model
+
+    with pytest.raises(OptionError, match=r"bad\.yml: network\.N: expected a positive integer, got -4"):
+        build_model(load_options(path), warm_start=False)

@@ -445,8 +445,11 @@ def build_model(opt: Options, warm_start: bool) -> nn.Module:
 
     network = opt.network
     pretrained = network.pretrained if warm_start else None
-    return create_model(network.model, network.quality, pretrained=pretrained,
-                        pretrained_metric=network.criterions.criterion_metric, **model_kwargs(network))
+    try:
+        return create_model(network.model, network.quality, pretrained=pretrained,
+                            pretrained_metric=network.criterions.criterion_metric, **model_kwargs(network))
+    except OptionError as e:  # a hyper-parameter value the model refuses: name the option file
+        raise OptionError(f"{opt.path.option_file}: {e}") from None
 
 
 def build_optimizers(model: nn.Module, schedule: Mapping[str, Any]) -> Tuple[torch.optim.Adam, torch.optim.Adam]:
