@@ -18,14 +18,6 @@ from dic.errors import OptionError
 from dic.options import load_options
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors (MS-SSIM, tiny models) run many times faster on one thread of a busy box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def photo(h=96, w=128):
     import skimage.data

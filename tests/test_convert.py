@@ -25,13 +25,6 @@ CODER_TABLES = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
 TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def read_key_list(arch):
     path = SPEC / KEY_LISTS[arch]

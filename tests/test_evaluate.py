@@ -23,14 +23,6 @@ TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=16)
 KEYS = ("psnr", "ms-ssim", "ms-ssim-db", "bpp", "encoding_time", "decoding_time")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Serial entropy coding of tiny models is many times faster on one thread of a busy box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):

@@ -25,14 +25,6 @@ TINY = {
 MODELS = list(TINY)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared with other jobs: intra-op threads only slow these tiny models down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(name, seed=0):
     torch.manual_seed(seed)

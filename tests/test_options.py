@@ -1,7 +1,6 @@
 """Option files: defaults, validation messages, overrides, path resolution, official layout."""
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
