@@ -192,13 +192,22 @@ class ContextCoder:
         context = torch.addmm(t.ctx_bias, windows, t.above)
         return torch.addmm(hyper_row, context, t.ctx_w)
 
-    def _buffers(self, H: int, W: int) -> Tuple[Tensor, List[Tensor]]:
-        """Zero-padded H+p × W+2p × M buffer of decoded values (p rows on top, p columns each
-        side) and one output vector per entropy layer."""
+    def _walk(self, hyper: Tensor, y_hat: Tensor) -> Iterator[Tuple[int, int, Tensor, Tensor, Tensor]]:
+        """Visit the positions in raster order, yielding ``(h, w, scales, means, slot)``. The
+        caller writes the position's quantized value into ``slot`` (its place in the zero-padded
+        H+p × W+2p × M buffer ``y_hat``) before asking for the next position. Encoder and decoder
+        both walk here, so they compute the same probabilities with the same float operations."""
         t = self.t
-        y_hat = torch.zeros(H + t.p, W + 2 * t.p, t.M)
+        M, p = t.M, t.p
+        H, W = hyper.shape[-2:]
+        hyper_part = self._hyper_part(hyper.detach().to("cpu", torch.float32))
         outs = [torch.empty(t.left.shape[0])] + [torch.empty(w.shape[0]) for w, _, _ in t.rest]
-        return y_hat, outs
+        for h in range(H):
+            base = self._row_part(y_hat, h, hyper_part[h])
+            row = y_hat[h + p].view(-1)
+            for w in range(W):
+                params = self._params(base[w], row[w * M : (w + p) * M], outs)
+                yield h, w, params[:M], params[M:], y_hat[h + p, w + p]
 
     def _params(self, base: Tensor, left: Tensor, outs: List[Tensor]) -> Tensor:
         """Gaussian parameters (scales then means) of one position from its row part and the
@@ -226,53 +235,44 @@ class ContextCoder:
         M, H, W = y.shape
         with torch.no_grad(), single_thread():
             y_cpu = y.detach().to("cpu", torch.float32).permute(1, 2, 0).contiguous()  # H×W×M
-            hyper_part = self._hyper_part(hyper.detach().to("cpu", torch.float32))
-            y_hat, outs = self._buffers(H, W)
+            y_hat = torch.zeros(H + t.p, W + 2 * t.p, M)
             symbols = torch.empty(H, W, M, dtype=torch.int32)
             indexes = torch.empty(H, W, M, dtype=torch.int32)
-            p, pM = t.p, t.p * M
-            for h in range(H):
-                base = self._row_part(y_hat, h, hyper_part[h])
-                row = y_hat[h + p].view(-1)
-                for w in range(W):
-                    params = self._params(base[w], row[w * M : w * M + pM], outs)
-                    scales, means = params[:M], params[M:]
-                    indexes[h, w] = self._indexes(scales)
-                    q = torch.round(y_cpu[h, w] - means)
-                    symbols[h, w] = q
-                    torch.add(q, means, out=y_hat[h + p, w + p])
+            for h, w, scales, means, slot in self._walk(hyper, y_hat):
+                indexes[h, w] = self._indexes(scales)
+                q = torch.round(y_cpu[h, w] - means)
+                symbols[h, w] = q
+                torch.add(q, means, out=slot)
             string = RansEncoder().encode_with_indexes(
                 symbols.view(-1).tolist(), indexes.view(-1).tolist(), t.cdfs, t.cdf_lengths, t.offsets
             )
-        return string, y_hat[p:, p : p + W].permute(2, 0, 1).contiguous()
+        return string, self._interior(y_hat, W)
 
     def decompress(self, string: bytes, hyper: Tensor) -> Tensor:
         """``y_hat`` (M×H×W, on the CPU) decoded from ``string`` given ``hyper`` (P×H×W)."""
         t = self.t
         _, H, W = hyper.shape
-        M = t.M
         cdfs, lengths, offsets = t.cdfs, t.cdf_lengths, t.offsets
         with torch.no_grad(), single_thread():
-            hyper_part = self._hyper_part(hyper.detach().to("cpu", torch.float32))
-            y_hat, outs = self._buffers(H, W)
+            y_hat = torch.zeros(H + t.p, W + 2 * t.p, t.M)
             decoder = RansDecoder()
             decoder.set_stream(string)
-            p, pM = t.p, t.p * M
-            for h in range(H):
-                base = self._row_part(y_hat, h, hyper_part[h])
-                row = y_hat[h + p].view(-1)
-                for w in range(W):
-                    params = self._params(base[w], row[w * M : w * M + pM], outs)
-                    scales, means = params[:M], params[M:]
-                    indexes = self._indexes(scales).tolist()
-                    used = sorted(set(indexes))
-                    local = {index: i for i, index in enumerate(used)}
-                    values = decoder.decode_stream(
-                        [local[i] for i in indexes], [cdfs[i] for i in used], [lengths[i] for i in used],
-                        [offsets[i] for i in used],
-                    )
-                    symbols = torch.frombuffer(array.array("i", values), dtype=torch.int32)
-                    torch.add(symbols, means, out=y_hat[h + p, w + p])
+            for _, _, scales, means, slot in self._walk(hyper, y_hat):
+                # only the tables this position uses cross into C++, not all of them
+                indexes = self._indexes(scales).tolist()
+                used = sorted(set(indexes))
+                local = {index: i for i, index in enumerate(used)}
+                values = decoder.decode_stream(
+                    [local[i] for i in indexes], [cdfs[i] for i in used], [lengths[i] for i in used],
+                    [offsets[i] for i in used],
+                )
+                symbols = torch.frombuffer(array.array("i", values), dtype=torch.int32)
+                torch.add(symbols, means, out=slot)
+        return self._interior(y_hat, W)
+
+    def _interior(self, y_hat: Tensor, W: int) -> Tensor:
+        """The H×W×M buffer's values without its padding, as M×H×W."""
+        p = self.t.p
         return y_hat[p:, p : p + W].permute(2, 0, 1).contiguous()
 
 
