@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..data.io import to_tensor, to_uint8
 from ..errors import DicError, OptionError
 from ..metrics import quantize_8bit
 from ..registry import did_you_mean
@@ -130,16 +131,6 @@ def decode_image(data: bytes, codec: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def to_array(x: torch.Tensor) -> np.ndarray:
-    """1×3×H×W [0, 1] tensor → H×W×3 uint8."""
-    return quantize_8bit(x)[0].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H×W×3 uint8 → 1×3×H×W float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).unsqueeze(0)
-
-
 class ClassicalCoder(Coder):
     """Denoise once per image (or not), then code at every quality of the ladder."""
 
@@ -152,7 +143,7 @@ class ClassicalCoder(Coder):
         self.codec = codec
 
     def code(self, noisy: torch.Tensor) -> List[Coded]:
-        image = to_array(noisy)
+        image = to_uint8(noisy)
         t0 = time.perf_counter()
         clean = self.denoiser(image) if self.denoiser else image
         denoise_time = time.perf_counter() - t0
@@ -164,7 +155,7 @@ class ClassicalCoder(Coder):
             t2 = time.perf_counter()
             decoded = decode_image(data, self.codec)
             t3 = time.perf_counter()
-            out.append(Coded(to_tensor(decoded), 8 * len(data) / (h * w), len(data), denoise_time + t2 - t1, t3 - t2))
+            out.append(Coded(to_tensor(decoded).unsqueeze(0), 8 * len(data) / (h * w), len(data), denoise_time + t2 - t1, t3 - t2))
         return out
 
 

@@ -35,6 +35,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..data.io import to_uint8
 from ..errors import CheckpointError, DataError, DicError, OptionError
 from ..fileio import atomic_output, atomic_write_text
 from ..metrics import bpp_from_likelihoods, bpp_from_strings, ms_ssim, ms_ssim_db, psnr, quantize_8bit
@@ -266,11 +267,6 @@ def run_coder(coder: Coder, test_set: TestSet, out_dir: Path, protocol: str,
                 blocks[entry.tag][dataset.block_index(index)] = to_uint8(coded.x_hat)
     bar.close()
     return rows, blocks
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """1×3×H×W [0, 1] tensor → H×W×3 uint8."""
-    return quantize_8bit(x)[0].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def is_sidd_blocks(dataset: Any) -> bool:
