@@ -30,7 +30,7 @@ Header keys (JSON)::
     hparams      the model's constructor hyper-parameters (``model.hparams``: quality, N, ...)
     fingerprint  ``weights_fingerprint(model)`` (hex SHA-256 of the weights, taken after
                  ``update(force=True)`` so the entropy-coder tables are included, and with the
-                 context model's mask applied, see :func:`fingerprint_of`)
+                 context model's masked taps zeroed, see :func:`dic.models.checkpoint.apply_context_masks`)
     height       original image height H (the decoded image has exactly this size)
     width        original image width W
     padding      [top, bottom, left, right] pixels of replicate padding the model added to reach
@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from .errors import BitstreamError, CheckpointError, DataError, DicError, OptionError
+from .models.checkpoint import weights_fingerprint
 
 MAGIC = b"\x89DIC\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -259,21 +260,6 @@ def prepare_model(model: nn.Module) -> str:
     ``update(force=True)``) and return its weights fingerprint in that state."""
     model.eval()
     model.update(force=True)
-    return fingerprint_of(model)
-
-
-def fingerprint_of(model: nn.Module) -> str:
-    """``weights_fingerprint`` after applying the context model's mask in place. CompressAI's
-    ``MaskedConv2d`` masks its weights only on its first ``forward``, which would otherwise
-    change the fingerprint of a freshly loaded model without changing how it codes."""
-    from compressai.layers import MaskedConv2d
-
-    from .models.checkpoint import weights_fingerprint
-
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, MaskedConv2d):
-                module.weight.mul_(module.mask)
     return weights_fingerprint(model)
 
 
@@ -364,7 +350,7 @@ def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[st
     height, width = x.shape[-2:]
     multiple = int(getattr(model, "pad_multiple", PAD_MULTIPLE))
     if fingerprint is None:
-        fingerprint = fingerprint_of(model)
+        fingerprint = weights_fingerprint(model)
     with torch.no_grad():
         out = model.compress(x)
     if tuple(out["shape"]) != (height, width):
@@ -441,7 +427,7 @@ def decode_bytes(data: bytes, model: Optional[nn.Module] = None,
     header, strings = unpack(data, name)
     if model is not None:
         if fingerprint is None:
-            fingerprint = fingerprint_of(model)
+            fingerprint = weights_fingerprint(model)
         source = "the given model"
     else:
         checkpoint = resolve_checkpoint(header, checkpoint, name)

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import yaml
-from compressai.layers import MaskedConv2d
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
@@ -51,6 +50,7 @@ from ..fileio import atomic_copy
 from ..logger import setup_logger
 from ..losses import RateDistortionLoss
 from ..metrics import ms_ssim, psnr, quantize_8bit
+from ..models.checkpoint import apply_context_masks
 from ..options import Options, check_data_roots, load_options, model_kwargs, save_options
 from . import dist
 from .dist import DistInfo
@@ -205,19 +205,10 @@ def train_step(run: Run, gt: torch.Tensor, noisy: torch.Tensor) -> Optional[Dict
     else:
         run.optimizer.step()
         run.aux_optimizer.step()
+    # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
+    # forward pass (a validation on rank 0) has masked them since the last step
     apply_context_masks(run.model)
     return {k: v.detach() for k, v in terms.items()}
-
-
-@torch.no_grad()
-def apply_context_masks(model: nn.Module) -> None:
-    """Zero the masked taps of the context model's ``MaskedConv2d`` after each update. CompressAI
-    masks them at the start of every forward pass anyway; doing it here too keeps the stored
-    weights canonical, so replicas and checkpoints agree whether or not a forward (a
-    validation on rank 0) has run since the last step."""
-    for module in model.modules():
-        if isinstance(module, MaskedConv2d):
-            module.weight.mul_(module.mask)
 
 
 def skip_step(run: Run, loss: float) -> None:

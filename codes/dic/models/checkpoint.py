@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
+from compressai.layers import MaskedConv2d
 
 from ..errors import CheckpointError, OptionError
 from ..fileio import atomic_output
@@ -153,9 +154,22 @@ def _some(keys: Iterable[str], limit: int = 12) -> str:
     return ", ".join(keys[:limit]) + more
 
 
+def apply_context_masks(model: nn.Module) -> None:
+    """Zero the masked taps of every context model (CompressAI's ``MaskedConv2d``) in place.
+    CompressAI masks them only when ``forward`` runs, so the stored weights of a model differ
+    before and after its first forward pass although it computes the same; this makes them
+    canonical. Changes no output."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, MaskedConv2d):
+                module.weight.mul_(module.mask)
+
+
 def weights_fingerprint(model: nn.Module) -> str:
     """Hex SHA-256 over every state-dict entry's name, dtype, shape and bytes, entropy-coder
-    tables included: equal fingerprints mean bit-identical coding behaviour."""
+    tables included, after :func:`apply_context_masks`: equal fingerprints mean bit-identical
+    coding behaviour, whether or not the model has run a forward pass."""
+    apply_context_masks(model)
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
