@@ -29,9 +29,9 @@ setup(
     extras_require={"test": ["pytest", "pytest-timeout"]},
     entry_points={
         "console_scripts": [
-            "dic=dic.cli:main",
-            "dic-train=dic.engine.train:main",
-            "dic-test=dic.engine.evaluate:main",
+            "dic=dic.apps.cli:main",
+            "dic-train=dic.apps.train:main",
+            "dic-test=dic.apps.evaluate:main",
         ]
     },
 )

@@ -49,7 +49,7 @@ def run_script(script: Path, args: Sequence[str]) -> None:
 
 def train(steps: Optional[int], fresh: bool) -> Path:
     """Train conf/train/tiny.yml and return the checkpoint to evaluate (best, else latest)."""
-    from dic.options import load_options
+    from dic.config import load_options
 
     overrides: List[str] = []
     if steps is not None:
@@ -108,7 +108,7 @@ def plot(reports: Mapping[str, Sequence[Mapping[str, Any]]], output: Path) -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dic.engine.rd import plot_reports, save_figure
+    from dic.apps.evaluate.rd import plot_reports, save_figure
 
     labels = list(reports)
     cols = 2 if len(labels) > 1 else 1
@@ -130,9 +130,9 @@ def evaluate_demo(checkpoint: Path, threads: int):
     """Evaluate the checkpoint with conf/test/tiny.yml; (reports, options)."""
     import torch
 
-    from dic.engine.evaluate import evaluate
+    from dic.apps.evaluate import evaluate
     from dic.logger import setup_logger
-    from dic.options import load_options, save_options
+    from dic.config import load_options, save_options
 
     opt = load_options(TEST_OPT, [f"path.checkpoint={checkpoint}"], is_train=False)
     root = Path(opt.path.results_root)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Prepare Flicker 2W: keep images at least 256 px on both sides, sort them by file name and put
-the first 99 % into train/ and the rest into val/ (hard links, or copies with --copy).
+the first round(0.99·n) into train/ (Python's round, as the official script) and the rest into
+val/ (hard links, or copies with --copy).
 Idempotent: files already in place are skipped."""
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.prepare import flicker_process
-    from dic.cli import guarded
+    from dic.apps.runtime import guarded
 
     return guarded(lambda: flicker_process(args.src, args.train, args.val, min_size=args.min_size,
                                            val_fraction=args.val_fraction, copy=args.copy,

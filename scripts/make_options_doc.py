@@ -1,16 +1,16 @@
-"""Regenerate docs/options.md from the option schema in dic.options."""
+"""Regenerate docs/options.md from the option schema in dic.config."""
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "codes"))
 
-from dic.options import describe  # noqa: E402
+from dic.config import describe  # noqa: E402
 
 HEADER = """# Option keys
 
 Every key an option file may hold, with its type and default (`null`: none). Generated from
-`dic.options.SCHEMA` by `python scripts/make_options_doc.py`; a test keeps it in step.
+`dic.config.options.SCHEMA` by `python scripts/make_options_doc.py`; a test keeps it in step.
 
 - Relative paths resolve against `path.root`; by default that is the project root, the folder
   holding the `conf/` folder the option file sits in (else the option file's own folder).

@@ -10,12 +10,12 @@ import torch
 import yaml
 
 from dic.data.io import write_image
-from dic.engine import baselines
-from dic.engine.baselines import (ClassicalCoder, decode_image, denoise_nlm, encode_image,
+from dic.apps.evaluate import baselines
+from dic.apps.evaluate.baselines import (ClassicalCoder, decode_image, denoise_nlm, encode_image,
                                   estimate_noise_sigma)
-from dic.engine.evaluate import evaluate, read_csv
+from dic.apps.evaluate.runner import evaluate, read_csv
 from dic.errors import OptionError
-from dic.options import load_options
+from dic.config import load_options
 
 
 

@@ -1,7 +1,7 @@
 """The dic command: registry listings and error handling."""
 import pytest
 
-from dic.cli import main
+from dic.apps.cli import main
 
 
 def test_list_models(capsys):

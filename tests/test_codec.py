@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from dic import codec
-from dic.cli import main
+from dic.apps.cli import main
 from dic.data.io import read_image, to_tensor, write_image
 from dic.errors import BitstreamError, CheckpointError
 from dic.metrics import quantize_8bit
 from dic.models import create_model
-from dic.models.checkpoint import save_checkpoint, weights_fingerprint
+from dic.checkpoints import save_checkpoint, weights_fingerprint
 
 TINY = dict(N=16, num_layers=1, num_heads=2, head_dim=8, token_patch=4, local_blocks=[1, 1], nonlocal_blocks=1)
 H, W = 70, 90  # not multiples of 64: exercises padding and cropping
@@ -84,7 +84,7 @@ def test_header_round_trip(env):
     header = codec.read_header(env["data"])
     model = env["model"]
     assert header.model == "snr-decomp" and header.version == codec.FORMAT_VERSION
-    assert header.hparams == codec._json_clean(model.hparams) and header.hparams["N"] == 16
+    assert header.hparams == codec.api._json_clean(model.hparams) and header.hparams["N"] == 16
     assert header.fingerprint == env["fingerprint"] == weights_fingerprint(model)
     assert (header.height, header.width) == (H, W)
     assert header.padding == (0, 128 - H, 0, 128 - W) and header.pad_multiple == model.pad_multiple

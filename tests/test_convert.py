@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from dic.errors import CheckpointError
-from dic.models import create_model, load_checkpoint, load_model, shape_only_model
-from dic.models.convert import (convert_state_dict, official_to_ours, ours_to_official, run,
-                                to_official_state_dict)
+from dic.checkpoints import load_checkpoint, load_model
+from dic.models import create_model, shape_only_model
+from dic.apps.cli import run_convert as run
+from dic.checkpoints.official import convert_state_dict, official_to_ours, ours_to_official, to_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 # copies of ../shared/spec/official_keys_*.tsv: every official key with its shape at N=192
@@ -141,7 +142,7 @@ def test_unknown_and_missing_keys_are_listed(tmp_path):
 
 
 def test_convert_refuses_our_own_checkpoint_and_odd_files(tmp_path):
-    from dic.models import save_checkpoint
+    from dic.checkpoints import save_checkpoint
 
     ours = tmp_path / "ours.pth"
     save_checkpoint(ours, create_model("cheng2020-anchor", N=8))
@@ -162,7 +163,7 @@ def test_script_and_dic_convert_command(tmp_path, capsys):
     assert script["main"]([str(source), str(tmp_path / "a.pth"), "--arch", "multiscale-decomp"]) == 0
     assert script["main"]([str(tmp_path / "missing.pth"), str(tmp_path / "b.pth")]) == 2
     assert "missing.pth does not exist" in capsys.readouterr().err
-    from dic.cli import main
+    from dic.apps.cli import main
 
     assert main(["convert", str(source), str(tmp_path / "c.pth")]) == 0
     a, c = load_checkpoint(tmp_path / "a.pth"), load_checkpoint(tmp_path / "c.pth")

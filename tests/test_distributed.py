@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import yaml
 
-from dic.models import load_model, weights_fingerprint
-from dic.models.checkpoint import load_checkpoint
+from dic.checkpoints import load_model, weights_fingerprint
+from dic.checkpoints import load_checkpoint
 
-# Runs inside each torchrun process: trains through dic.engine.train.fit, watching (test-side
+# Runs inside each torchrun process: trains through dic.apps.train.fit, watching (test-side
 # only) what the process writes under the run's root and which items it loads, then reports
 # the rank's final weight hash to a results folder outside that root.
 WRAPPER = textwrap.dedent('''
@@ -39,9 +39,9 @@ WRAPPER = textwrap.dedent('''
         tempfile.mkstemp = (lambda real: lambda *a, **k: (writes.append(f"mkstemp {k.get('dir')}")
                             if str(k.get("dir", "")).startswith(run_root) else None) or real(*a, **k))(tempfile.mkstemp)
 
-    import dic.engine.train as tm
-    from dic.models import weights_fingerprint
-    from dic.options import load_options
+    import dic.apps.train.loop as tm
+    from dic.checkpoints import weights_fingerprint
+    from dic.config import load_options
 
     seen = []
     real_getitem = tm.SeededItems.__getitem__

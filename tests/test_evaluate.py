@@ -11,13 +11,14 @@ import pytest
 import torch
 import yaml
 
-from dic.cli import main as dic_main
+from dic.apps.cli import main as dic_main
 from dic.data import create_dataset
 from dic.data.io import read_image, write_image
-from dic.engine.evaluate import evaluate, main, read_csv
+from dic.apps.evaluate.runner import evaluate, main, read_csv
 from dic.metrics import psnr
-from dic.models import create_model, save_checkpoint
-from dic.options import load_options
+from dic.checkpoints import save_checkpoint
+from dic.models import create_model
+from dic.config import load_options
 
 TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=16)
 KEYS = ("psnr", "ms-ssim", "ms-ssim-db", "bpp", "encoding_time", "decoding_time")

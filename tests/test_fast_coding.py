@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from compressai.models import Cheng2020Anchor
 
-from dic.engine import bench
+from dic.apps.bench import runner as bench
 from dic.errors import DicError
 from dic.models import base, create_model
 from dic.models.fast_coding import ContextCoder, compress_ar, decompress_ar, fast_coding_supported
@@ -232,7 +232,7 @@ def test_bench_memory_probe(tmp_path):
     model = create_model("snr-decomp", **TINY)
     model.update(force=True)
     path = tmp_path / "model.pt"
-    from dic.models import save_checkpoint
+    from dic.checkpoints import save_checkpoint
 
     save_checkpoint(path, model)
     spec = {"op": "encode", "variant": "ours", "model": str(path), "device": "cpu", "threads": 1,

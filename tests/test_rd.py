@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dic.cli import main as dic_main
-from dic.engine.rd import bd_psnr, bd_rate, curve, load_report, plot_reports
+from dic.apps.cli import main as dic_main
+from dic.apps.evaluate.rd import bd_psnr, bd_rate, curve, load_report, plot_reports
 from dic.errors import DicError
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8])

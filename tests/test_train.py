@@ -9,15 +9,15 @@ import pytest
 import torch
 import yaml
 
-import dic.engine.train as train_mod
-from dic.engine.schedule import create_schedulers, step_plateau, step_time, warmup_multistep
-from dic.engine.state import capture_rng, restore_rng
-from dic.engine.train import ItemSeeds, SeededItems, fit, per_rank_batch, resume_path, setup, teardown, train_step
+import dic.apps.train.loop as train_mod
+from dic.apps.train.schedule import create_schedulers, step_plateau, step_time, warmup_multistep
+from dic.apps.train.state import capture_rng, restore_rng
+from dic.apps.train.loop import ItemSeeds, SeededItems, fit, per_rank_batch, resume_path, setup, teardown, train_step
 from dic.errors import OptionError
 from dic.losses import LAMBDAS
-from dic.models import load_model, weights_fingerprint
-from dic.models.checkpoint import load_checkpoint
-from dic.options import load_options
+from dic.checkpoints import load_model, weights_fingerprint
+from dic.checkpoints import load_checkpoint
+from dic.config import load_options
 
 TINY_NET = {"model": "snr-decomp", "quality": 1, "N": 16, "num_layers": 1, "num_heads": 2, "head_dim": 16}
 
@@ -251,7 +251,7 @@ def test_missing_resume_checkpoint_is_a_clear_error(tmp_path, data, capsys):
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
-    from dic.cli import main as dic_main
+    from dic.apps.cli import main as dic_main
 
     assert train_mod.main(["-opt", str(tmp_path / "nope.yml")]) == 2
     assert "option file not found" in capsys.readouterr().err

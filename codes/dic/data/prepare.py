@@ -75,11 +75,19 @@ def _up_to_date(src: Path, dest: Path, copy: bool) -> bool:
 
 
 def split_counts(n: int, val_fraction: float) -> int:
-    """Number of training images among ``n`` sorted ones: the first ⌊(1 − f)·n⌋, keeping at least
-    one image on each side."""
+    """Number of training images among ``n`` sorted ones: ``round(n · (1 − f))`` with Python's
+    ``round``, as the official preparation script computes ``round(n * 0.99)``, keeping at least
+    one image on each side.
+
+    A product exactly half-way between two integers goes to the even one (Python's ``round`` is
+    banker's rounding): with f = 0.01, n = 150 gives 148.5 → 148 and n = 250 gives 247.5 → 248;
+    otherwise it is the nearest integer (n = 120: 118.8 → 119, where a floor would give 118).
+    ``1 − 0.01`` is the float 0.99 exactly, so the product is bit for bit the release's.
+    The clamp only matters for n ≤ 50, where the rounded count is n: the release's own split
+    would then put every image in training and, through ``alls[-0:]``, in validation as well."""
     if n < 2:
         raise DataError(f"need at least 2 usable images to split into train and val, found {n}")
-    n_train = int(n * (1.0 - val_fraction) + 1e-9)
+    n_train = round(n * (1.0 - val_fraction))
     return min(max(n_train, 1), n - 1)
 
 
@@ -94,8 +102,8 @@ def flicker_process(
     log: Log = print,
 ) -> Dict[str, int]:
     """Keep the images of ``src`` whose width and height are both ≥ ``min_size``, sort them by file
-    name and place the first 99 % in ``train_dir`` and the rest in ``val_dir`` as hard links
-    (copies with ``copy=True``, or where linking fails)."""
+    name and place the first ``round(0.99·n)`` (:func:`split_counts`) in ``train_dir`` and the
+    rest in ``val_dir`` as hard links (copies with ``copy=True``, or where linking fails)."""
     src, train_dir, val_dir = Path(src), Path(train_dir), Path(val_dir)
     if not src.is_dir():
         raise DataError(f"Flicker image folder {src} does not exist")

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from compressai.layers import MaskedConv2d
 from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
@@ -76,6 +77,17 @@ def check_image(x: Tensor, what: str = "noisy") -> Tuple[int, int]:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
         raise DataError(f"{what}: expected a float B×3×H×W image tensor, got {shape}")
     return int(x.shape[-2]), int(x.shape[-1])
+
+
+def apply_context_masks(model: nn.Module) -> None:
+    """Zero the masked taps of every context model (CompressAI's ``MaskedConv2d``) in place.
+    CompressAI masks them only when ``forward`` runs, so the stored weights of a model differ
+    before and after its first forward pass although it computes the same; this makes them
+    canonical. Changes no output."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, MaskedConv2d):
+                module.weight.mul_(module.mask)
 
 
 class CodecBase(Cheng2020Anchor):

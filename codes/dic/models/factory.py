@@ -23,16 +23,11 @@ def model_hparams(name: str) -> Dict[str, Any]:
 def create_model(
     name: str,
     quality: Optional[int] = None,
-    *,
-    pretrained: Any = None,
-    pretrained_metric: str = "mse",
     **hparams: Any,
 ) -> nn.Module:
     """Build model ``name``. ``quality`` (1–6) picks N when N is not given (quality 6 when
     neither is). Unknown hyper-parameters raise an OptionError naming ``network.<key>``.
-    ``pretrained`` (a CompressAI Cheng2020-anchor checkpoint path, or True / 'compressai' for
-    CompressAI's downloadable weights of this quality and ``pretrained_metric``) warm-starts
-    the encoder and codec as :func:`dic.models.pretrained.load_pretrained` describes."""
+    A warm start from CompressAI weights is :func:`dic.checkpoints.load_pretrained`."""
     cls = MODELS.get(name, key="network.model")
     allowed = model_hparams(name)
     for key in hparams:
@@ -41,12 +36,7 @@ def create_model(
                 f"network.{key}: unknown hyper-parameter for model '{name}'"
                 f"{did_you_mean(key, list(allowed))}; its hyper-parameters: {', '.join(allowed)}"
             )
-    model = cls(quality=quality, **hparams)
-    if pretrained not in (None, False):
-        from .pretrained import load_pretrained
-
-        load_pretrained(model, pretrained, metric=pretrained_metric)
-    return model
+    return cls(quality=quality, **hparams)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Our checkpoint files: one dict with the model's registry name, its hyper-parameters and its
 state dict, written atomically and read with ``torch.load(weights_only=True)`` so that a file
-cannot run code. :func:`load_model` also takes official checkpoints, converted on the fly."""
+cannot run code. :func:`dic.checkpoints.load_model` also takes official checkpoints, converted on the fly."""
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +11,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
-from compressai.layers import MaskedConv2d
 
-from ..errors import CheckpointError, OptionError
+from ..errors import CheckpointError
 from ..fileio import atomic_output
+from ..models.base import apply_context_masks
 
 FORMAT = "dic-checkpoint"
 VERSION = 1
@@ -87,10 +87,10 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]
     """Our checkpoint at ``path`` as a dict; a CheckpointError when it is missing, unreadable,
     of a newer version, or some other kind of file (official ones go through load_model or
     ``dic convert``)."""
-    return _validated(read_checkpoint_file(path, map_location), path)
+    return validated(read_checkpoint_file(path, map_location), path)
 
 
-def _validated(obj: Any, path: PathLike) -> Dict[str, Any]:
+def validated(obj: Any, path: PathLike) -> Dict[str, Any]:
     if not is_dic_checkpoint(obj):
         raise CheckpointError(
             f"checkpoint {path} is not a dic checkpoint (no 'format': '{FORMAT}' entry); an "
@@ -103,31 +103,6 @@ def _validated(obj: Any, path: PathLike) -> Dict[str, Any]:
         if not isinstance(obj.get(key), kind):
             raise CheckpointError(f"checkpoint {path}: entry '{key}' is missing or not a {kind.__name__}")
     return dict(obj)
-
-
-def load_model(
-    path: PathLike, arch: Optional[str] = None, map_location: Any = "cpu", **official_hparams: Any
-) -> nn.Module:
-    """The model stored at ``path``: one of our checkpoints, or an official training or
-    evaluation checkpoint converted on the fly (``arch`` recognised from its keys unless given;
-    ``official_hparams`` may give ``quality``, ``head_dim`` or ``num_heads`` the file cannot tell)."""
-    obj = read_checkpoint_file(path, map_location)
-    if is_dic_checkpoint(obj):
-        ckpt = _validated(obj, path)
-        if arch is not None and arch != ckpt["model"]:
-            raise CheckpointError(f"checkpoint {path} holds a '{ckpt['model']}' model, not '{arch}'")
-        from .factory import create_model
-
-        try:
-            model = create_model(ckpt["model"], **ckpt["hparams"])
-        except OptionError as e:
-            raise CheckpointError(f"checkpoint {path}: its hyper-parameters do not build a model: {e}") from None
-        load_state_dict_checked(model, ckpt["state_dict"], f"checkpoint {path}")
-    else:
-        from .convert import model_from_official
-
-        model = model_from_official(obj, arch, source=f"checkpoint {path}", **official_hparams)
-    return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
 
 
 def load_state_dict_checked(
@@ -152,17 +127,6 @@ def _some(keys: Iterable[str], limit: int = 12) -> str:
     keys = list(keys)
     more = f", … ({len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
-
-
-def apply_context_masks(model: nn.Module) -> None:
-    """Zero the masked taps of every context model (CompressAI's ``MaskedConv2d``) in place.
-    CompressAI masks them only when ``forward`` runs, so the stored weights of a model differ
-    before and after its first forward pass although it computes the same; this makes them
-    canonical. Changes no output."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, MaskedConv2d):
-                module.weight.mul_(module.mask)
 
 
 def weights_fingerprint(model: nn.Module) -> str:

@@ -19,8 +19,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import DicError
-from ..fileio import atomic_output
+from ...errors import DicError
+from ...fileio import atomic_output
 
 METRICS = ("psnr", "ms-ssim", "ms-ssim-db")
 AXIS_LABELS = {"psnr": "PSNR (dB)", "ms-ssim": "MS-SSIM", "ms-ssim-db": "MS-SSIM (dB)"}

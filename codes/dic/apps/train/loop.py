@@ -45,15 +45,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..errors import CheckpointError, DataError, OptionError
-from ..fileio import atomic_copy
-from ..logger import setup_logger
-from ..losses import RateDistortionLoss
-from ..metrics import ms_ssim, psnr, quantize_8bit
-from ..models.checkpoint import apply_context_masks
-from ..options import Options, check_data_roots, load_options, model_kwargs, save_options
-from . import dist
-from .dist import DistInfo
+from ...errors import CheckpointError, DataError, OptionError
+from ...fileio import atomic_copy
+from ...logger import setup_logger
+from ...losses import RateDistortionLoss
+from ...metrics import ms_ssim, psnr, quantize_8bit
+from ...checkpoints import load_pretrained
+from ...models import apply_context_masks, create_model
+from ...config import Options, check_data_roots, load_options, model_kwargs, save_options
+from . import distributed as dist
+from .distributed import DistInfo
 from .schedule import create_schedulers, current_lr, step_plateau, step_time
 from .state import (TrainState, capture_rng, check_same_model, is_training_checkpoint, restore_rng,
                     save_training_checkpoint)
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``train.py`` and ``dic-train``; a user error prints one line and exits 2."""
-    from ..cli import guarded
+    from ..runtime import guarded
 
     parser = argparse.ArgumentParser(prog="dic-train", description="Train a model from an option file.")
     add_arguments(parser)
@@ -432,15 +433,14 @@ def prepare_folders(opt: Options, resume: Optional[str], logger: logging.Logger)
 def build_model(opt: Options, warm_start: bool) -> nn.Module:
     """The network of ``opt.network``; warm-started from ``pretrained`` on a fresh run only
     (other ranks get the weights from rank 0 when DDP wraps the model)."""
-    from ..models import create_model
-
     network = opt.network
-    pretrained = network.pretrained if warm_start else None
     try:
-        return create_model(network.model, network.quality, pretrained=pretrained,
-                            pretrained_metric=network.criterions.criterion_metric, **model_kwargs(network))
+        model = create_model(network.model, network.quality, **model_kwargs(network))
     except OptionError as e:  # a hyper-parameter value the model refuses: name the option file
         raise OptionError(f"{opt.path.option_file}: {e}") from None
+    if warm_start and network.pretrained not in (None, False):
+        load_pretrained(model, network.pretrained, metric=network.criterions.criterion_metric)
+    return model
 
 
 def build_optimizers(model: nn.Module, schedule: Mapping[str, Any]) -> Tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -518,7 +518,7 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 
 def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int):
     """Training loader and its sampler, the per-rank batch, steps per epoch, validation loader."""
-    from ..data import create_dataset
+    from ...data import create_dataset
 
     train_opt, val_opt = opt.datasets.train, opt.datasets.val
     train_set = create_dataset(train_opt, "train")
@@ -569,7 +569,7 @@ def validate(run: Run, counter: int) -> Dict[str, float]:
     decoded / clean PNGs and shown in TensorBoard. Every rank gets the averages back."""
     if not run.info.is_main:
         return dist.broadcast_object(None)
-    from ..data.io import write_image
+    from ...data.io import write_image
 
     model, sums, count = run.model, {}, 0
     out_dir = Path(run.opt.path.val_samples) / str(counter)
@@ -638,7 +638,7 @@ def save_checkpoints(run: Run, counter: int, numbered: bool, best: bool) -> None
 def restore(run: Run, path: str) -> None:
     """Continue from ``path``: a training checkpoint restores everything; a weights-only file
     (ours, or an official one converted on the fly) only the weights, counters starting at 0."""
-    from ..models.checkpoint import is_dic_checkpoint, load_model, load_state_dict_checked, read_checkpoint_file
+    from ...checkpoints import is_dic_checkpoint, load_model, load_state_dict_checked, read_checkpoint_file
 
     obj = read_checkpoint_file(path, map_location="cpu")
     if not (is_dic_checkpoint(obj) and is_training_checkpoint(obj)):

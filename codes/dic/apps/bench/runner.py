@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import DataError, OptionError
+from ...errors import DataError, OptionError
 
 FORMAT = "dic-bench"
 VERSION = 1
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     results = benchmark(args)
     print(format_table(results))
     if args.json:
-        from ..data.io import atomic_write_text
+        from ...data.io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"results written to {args.json}")
@@ -136,7 +136,8 @@ def select_device(name: str) -> torch.device:
 
 def build_model(args: argparse.Namespace) -> nn.Module:
     """The model to measure, in eval mode with its entropy-coder tables built, on the CPU."""
-    from ..models import create_model, load_model
+    from ...checkpoints import load_model
+    from ...models import create_model
 
     if args.checkpoint:
         model = load_model(args.checkpoint, arch=args.model)
@@ -171,7 +172,7 @@ def load_image(args: argparse.Namespace, height: int, width: int) -> Tuple[torch
     """The clean test image (1×3×H×W) and where it came from."""
     if not args.image:
         return synthetic_image(height, width, args.seed), "synthetic"
-    from ..data.io import read_image, to_tensor
+    from ...data.io import read_image, to_tensor
 
     image = to_tensor(read_image(args.image)).unsqueeze(0)
     h, w = image.shape[-2:]
@@ -182,7 +183,7 @@ def load_image(args: argparse.Namespace, height: int, width: int) -> Tuple[torch
 
 
 def make_noisy(gt: torch.Tensor, level: int, seed: int) -> torch.Tensor:
-    from ..data.noise import LEVELS, add_noise
+    from ...data.noise import LEVELS, add_noise
 
     if level not in LEVELS:
         raise OptionError(f"--noise-level: expected one of {sorted(LEVELS)}, got {level}")
@@ -295,7 +296,7 @@ def host_snr_map(noisy: torch.Tensor, kernel_size: int = 5) -> torch.Tensor:
     on 0–255 floats, NumPy arithmetic, then copied to the device (MODELS.md §3)."""
     import cv2
 
-    from ..models.layers import LUMA_WEIGHTS, SNR_EPS
+    from ...models.layers import LUMA_WEIGHTS, SNR_EPS
 
     weights = np.asarray(LUMA_WEIGHTS, dtype=np.float32)
     maps = []
@@ -311,7 +312,7 @@ def host_snr_map(noisy: torch.Tensor, kernel_size: int = 5) -> torch.Tensor:
 @contextlib.contextmanager
 def official_style(model: nn.Module) -> Iterator[None]:
     """Run ``model`` (snr-decomp) with explicit attention and the host-side SNR map."""
-    from ..models import layers
+    from ...models import layers
 
     saved = layers.masked_attention
     layers.masked_attention = explicit_masked_attention
@@ -333,7 +334,7 @@ def channels_last(model: nn.Module) -> Iterator[None]:
 
 
 def has_official_style(model: nn.Module) -> bool:
-    from ..models.snr import SNRDecomp
+    from ...models.snr import SNRDecomp
 
     return isinstance(model, SNRDecomp)
 
@@ -343,7 +344,7 @@ class Trainer:
     loss uses guidance), rate–distortion loss, backward, both Adam steps, context masks."""
 
     def __init__(self, model: nn.Module, batch: int, size: int, seed: int, device: torch.device):
-        from ..losses import RateDistortionLoss
+        from ...losses import RateDistortionLoss
 
         self.model = model.train()
         joint = hasattr(model, "g_a_block1")
@@ -453,7 +454,7 @@ def _probe_main(spec_path: str) -> int:
         spec = pickle.load(f)
     if spec["threads"] > 0:
         torch.set_num_threads(spec["threads"])
-    from ..models import load_model
+    from ...checkpoints import load_model
 
     device = torch.device(spec["device"])
     model = load_model(spec["model"]).to(device).eval()
@@ -485,7 +486,7 @@ def probe_memory(spec: Dict[str, Any], workdir: str) -> Dict[str, Any]:
     path = os.path.join(workdir, f"probe_{spec['op']}_{spec['variant']}.pkl")
     with open(path, "wb") as f:
         pickle.dump(spec, f)
-    code = "import sys; from dic.engine.bench import _probe_main; sys.exit(_probe_main(sys.argv[1]))"
+    code = "import sys; from dic.apps.bench.runner import _probe_main; sys.exit(_probe_main(sys.argv[1]))"
     proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -506,7 +507,7 @@ def bench_memory(model: nn.Module, noisy: torch.Tensor, coded: Dict[str, Any],
                  args: argparse.Namespace, device: torch.device) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """Peak memory of each coding path's encode and decode and of each training variant:
     ``{"coding": {path: {"encode_memory", "decode_memory"}}, "train": {variant: {"train_memory"}}}``."""
-    from ..models import save_checkpoint
+    from ...checkpoints import save_checkpoint
 
     jobs: List[Tuple[str, str]] = []
     if not args.no_coding:

@@ -15,11 +15,9 @@ Training checkpoints (a dict with ``state_dict``, ``optimizer``, …) and evalua
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch.nn as nn
@@ -27,7 +25,8 @@ from compressai.zoo.pretrained import rename_key
 from torch import Tensor
 
 from ..errors import CheckpointError, OptionError
-from .checkpoint import is_dic_checkpoint, load_state_dict_checked, read_checkpoint_file, save_checkpoint
+from ..models.factory import create_model
+from .io import is_dic_checkpoint, load_state_dict_checked
 
 ARCHS = ("snr-decomp", "multiscale-decomp", "cheng2020-anchor")
 DEFAULT_HEAD_DIM = 64
@@ -188,8 +187,6 @@ def model_from_official(
 ) -> nn.Module:
     """Our model holding the weights of an official training or evaluation checkpoint ``obj``
     (already unpickled), loaded strictly; unknown or missing keys are listed in the error."""
-    from .factory import create_model
-
     state_dict, _ = split_official(obj, source)
     detected = detect_arch(state_dict)
     if arch is None:
@@ -210,28 +207,3 @@ def model_from_official(
 def _check_arch(arch: str) -> None:
     if arch not in ARCHS:
         raise CheckpointError(f"unknown architecture '{arch}'; expected one of {', '.join(ARCHS)}")
-
-
-# ------------------------------------------------------------------------------ dic convert
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``dic convert`` and ``scripts/convert_official.py``."""
-    parser.add_argument("input", metavar="IN", help="official training or evaluation checkpoint")
-    parser.add_argument("output", metavar="OUT", help="where to write the converted dic checkpoint")
-    parser.add_argument("--arch", choices=ARCHS, default=None,
-                        help="architecture of IN (default: recognised from its keys)")
-    parser.add_argument("--quality", type=int, default=None,
-                        help="quality level 1–6 IN was trained for, recorded in the checkpoint (default: unknown)")
-    parser.add_argument("--head-dim", type=int, default=DEFAULT_HEAD_DIM,
-                        help="snr-decomp: width of one attention head; IN stores only heads × width (default: 64)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Convert ``args.input`` to our checkpoint format at ``args.output``."""
-    source = f"checkpoint {args.input}"
-    obj = read_checkpoint_file(args.input)
-    _, info = split_official(obj, source)
-    model = model_from_official(obj, args.arch, source=source, quality=args.quality, head_dim=args.head_dim)
-    save_checkpoint(args.output, model, converted_from=str(Path(args.input).resolve()), **info)
-    print(f"{args.input} ({model.name}, N={model.N}, {len(model.state_dict())} tensors"
-          f"{', epoch ' + str(info['epoch']) if 'epoch' in info else ''}) → {args.output}")
-    return 0

@@ -1,6 +1,6 @@
 """Training state: counters, RNG states, and the training checkpoint that resumes a run exactly.
 
-A training checkpoint is one of our model checkpoints (:func:`dic.models.checkpoint.save_checkpoint`,
+A training checkpoint is one of our model checkpoints (:func:`dic.checkpoints.save_checkpoint`,
 written atomically) with these extra entries, all tensors or plain containers so that it loads
 with ``torch.load(weights_only=True)``:
 
@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
-from ..models.checkpoint import save_checkpoint
+from ...errors import CheckpointError
+from ...checkpoints import save_checkpoint
 
 #: Entries a training checkpoint has beyond a plain model checkpoint.
 TRAINING_KEYS = ("epoch", "iter", "batch_in_epoch", "loss", "optimizer", "aux_optimizer",

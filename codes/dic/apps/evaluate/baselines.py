@@ -1,7 +1,7 @@
 """Sequential baselines: denoise first, then compress with a separate codec.
 
 They run on exactly the noisy inputs the joint models get (same data set, level, seed, 8-bit
-rounding and protocol) and are written as reports of the same layout by :mod:`dic.engine.evaluate`.
+rounding and protocol) and are written as reports of the same layout by :mod:`dic.apps.evaluate`.
 
 - classical (``test.baselines``): OpenCV non-local means (or BM3D when the ``bm3d`` package is
   installed) followed by JPEG or WebP from OpenCV's ``imencode`` at each quality of
@@ -22,7 +22,7 @@ synthetic levels it is within 0.1 dB of the best fixed ``h``/σ̂ ratio per leve
 
 Command line (baselines only, on the data sets of an option file)::
 
-    python -m dic.engine.baselines -opt conf/test/tiny.yml --methods nlm-jpeg nlm-webp
+    python -m dic.apps.evaluate.baselines -opt conf/test/tiny.yml --methods nlm-jpeg nlm-webp
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.io import to_tensor, to_uint8
-from ..errors import DicError, OptionError
-from ..metrics import quantize_8bit
-from ..registry import did_you_mean
-from .evaluate import Coded, Coder, EntryInfo, ModelCoder
+from ...data.io import to_tensor, to_uint8
+from ...errors import DicError, OptionError
+from ...metrics import quantize_8bit
+from ...registry import did_you_mean
+from .runner import Coded, Coder, EntryInfo, ModelCoder
 
 #: option name → (denoiser or None, codec)
 CLASSICAL: Dict[str, Tuple[Optional[str], str]] = {
@@ -225,11 +225,11 @@ def baseline_coders(opt: Mapping[str, Any]) -> List[Coder]:
 # ------------------------------------------------------------------------------------------
 # Command line: baselines alone
 def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m dic.engine.baselines -opt X.yml [--methods ...] [--qualities ...]``: run only
+    """``python -m dic.apps.evaluate.baselines -opt X.yml [--methods ...] [--qualities ...]``: run only
     the classical baselines on the option file's data sets."""
-    from ..cli import guarded
+    from ..runtime import guarded
 
-    parser = argparse.ArgumentParser(prog="python -m dic.engine.baselines",
+    parser = argparse.ArgumentParser(prog="python -m dic.apps.evaluate.baselines",
                                      description="Classical sequential baselines on the data sets of an option file.")
     parser.add_argument("-opt", "--opt", required=True, metavar="OPTIONS.yml")
     parser.add_argument("--methods", nargs="+", default=["nlm-jpeg", "nlm-webp"], choices=list(CLASSICAL))
@@ -239,7 +239,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     def run() -> int:
-        from .evaluate import run as run_evaluation
+        from .runner import run as run_evaluation
 
         overrides = list(args.set) + ["path.checkpoint=null", "test.denoiser=null",
                                       "test.baselines=[" + ",".join(args.methods) + "]"]

@@ -12,9 +12,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..errors import CheckpointError
-from .base import JointCodecBase
-from .checkpoint import read_checkpoint_file
-from .convert import official_to_ours
+from ..models.base import JointCodecBase
+from .io import read_checkpoint_file
+from .official import official_to_ours
 
 METRICS = ("mse", "ms-ssim")
 # Entropy-coder tables are rebuilt by update() after training; copying them would leave stale

@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
-from .errors import OptionError
-from .fileio import atomic_write_text
-from .registry import DATASETS, LOSSES, MODELS, did_you_mean
+from ..errors import OptionError
+from ..fileio import atomic_write_text
+from ..registry import DATASETS, LOSSES, MODELS, did_you_mean
 
 # --------------------------------------------------------------------------------------------
 # Value types: each is a (check, description) pair; check returns the (possibly converted) value
@@ -186,7 +186,8 @@ SCHEMA: Dict[str, Any] = {
         "epoch": SCHEDULE,
         "step": SCHEDULE,
         "clip_max_norm": FLOAT(1.0, "gradient-norm clipping of the main optimizer (0: off)"),
-        "loss_cap": FLOAT(100.0, "a step whose loss is NaN, infinite or above this updates nothing"),
+        "loss_cap": FLOAT(100.0, "a step whose loss is NaN, infinite, negative or at least this is capped (see loss_cap_mode)"),
+        "loss_cap_mode": STR("skip", "what a capped step does: 'skip' updates nothing; 'zero_grad' zeroes the gradients and still steps the optimizers (the official releases)", ("skip", "zero_grad")),
         "amp": STR("off", "CUDA mixed precision of the transforms (entropy model stays fp32)", ("off", "bf16", "fp16")),
     },
     "path": {
@@ -201,7 +202,7 @@ SCHEMA: Dict[str, Any] = {
         "num_val_images": INT(4, "validation images saved as PNG and shown in TensorBoard"),
     },
     "test": {
-        "protocol": STR("pad", "evaluation: 'pad' codes the whole image (padded to a multiple of 64); 'crop' centre-crops to a multiple of 64 (official protocol)", ("pad", "crop")),
+        "protocol": STR("pad", "evaluation: 'pad' codes the whole image (padded to a multiple of 64); 'crop' centre-crops to a multiple of 64; 'official' measures exactly as the papers' releases (docs/reproducing.md)", ("pad", "crop", "official")),
         "save_images": BOOL(False, "evaluation: save decoded images as PNG"),
         "baselines": Key(_str_or_str_list, "a list of baseline names", [],
                          "evaluation: classical sequential baselines on the same noisy inputs: nlm-jpeg, nlm-webp, bm3d-jpeg, bm3d-webp (need the bm3d package), jpeg, webp (codec only)"),
@@ -433,7 +434,7 @@ def _check_semantics(opt: Dict[str, Any], source: str, is_train: bool) -> None:
 
 def _check_model_hparams(network: Dict[str, Any], fail: Callable[[str, str], None]) -> None:
     """Keys under ``network`` beyond the fixed ones must be the model's constructor arguments."""
-    from .models import model_hparams  # imported late: torch is heavy and options are not
+    from ..models import model_hparams  # imported late: torch is heavy and options are not
 
     allowed = model_hparams(network["model"])
     for key in set(network) - NETWORK_FIXED:

@@ -16,7 +16,7 @@ Outputs, under ``results/<name>/<data set>/``:
 - SIDD benchmark blocks: ``<method>_<entry>_SubmitSrgb.mat`` in the benchmark's submission layout.
 
 Sequential baselines (``test.baselines``, ``test.denoiser``) run on the same noisy inputs and are
-written the same way (:mod:`dic.engine.baselines`).
+written the same way (:mod:`dic.apps.evaluate.baselines`).
 """
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.io import to_uint8
-from ..errors import CheckpointError, DataError, DicError, OptionError
-from ..fileio import atomic_output, atomic_write_text
-from ..metrics import bpp_from_likelihoods, bpp_from_strings, ms_ssim, ms_ssim_db, psnr, quantize_8bit
+from ...data.io import to_uint8
+from ...errors import CheckpointError, DataError, DicError, OptionError
+from ...fileio import atomic_output, atomic_write_text
+from ...metrics import bpp_from_likelihoods, bpp_from_strings, ms_ssim, ms_ssim_db, psnr, quantize_8bit
 
 logger = logging.getLogger("dic")
 
@@ -173,8 +173,8 @@ class TestSet:
 
 def build_test_sets(opt: Mapping[str, Any]) -> List[TestSet]:
     """One :class:`TestSet` per data set and level; every data set is built (and checked) now."""
-    from ..data import create_dataset, expand_levels
-    from ..options import check_data_roots
+    from ...data import create_dataset, expand_levels
+    from ...config import check_data_roots
 
     check_data_roots(opt)
     sets = []
@@ -187,7 +187,7 @@ def build_test_sets(opt: Mapping[str, Any]) -> List[TestSet]:
 def load_network(path: str, arch: Optional[str], update: bool, device: torch.device) -> torch.nn.Module:
     """Load one checkpoint (ours, or an official one converted for ``arch``), rebuild the entropy
     coder tables once when ``update``, and move it to ``device`` in eval mode."""
-    from ..models.checkpoint import load_model
+    from ...checkpoints import load_model
 
     model = load_model(path, arch=arch)
     if update:
@@ -211,7 +211,7 @@ def prepare_pair(item: Any, has_gt: bool, protocol: str, name: str) -> Tuple[Opt
     """(gt, noisy) as 1×3×H×W tensors on 8-bit levels, centre-cropped to multiples of 64 under
     the ``crop`` protocol. The noisy image is rounded to 8 bits, as a photo file would be, so
     every method sees exactly the same input."""
-    from ..models import crop_to_multiple
+    from ...models import crop_to_multiple
 
     gt, noisy = (item if has_gt else (None, item))
     noisy = quantize_8bit(noisy.unsqueeze(0) if noisy.dim() == 3 else noisy)
@@ -241,7 +241,7 @@ def run_coder(coder: Coder, test_set: TestSet, out_dir: Path, protocol: str,
     blocks (entry tag → (image, block) → uint8 array) when the set is the benchmark's."""
     from tqdm import tqdm
 
-    from ..data import write_image
+    from ...data import write_image
 
     dataset = test_set.dataset
     sidd = is_sidd_blocks(dataset)
@@ -507,8 +507,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..logger import setup_logger
-    from ..options import load_options, save_options
+    from ...logger import setup_logger
+    from ...config import load_options, save_options
 
     opt = load_options(args.opt, args.set, is_train=False)
     root = Path(opt["path"]["results_root"])
@@ -527,7 +527,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """``test.py`` / ``dic-test``: evaluate from an option file; user errors exit 2."""
-    from ..cli import guarded
+    from ..runtime import guarded
 
     parser = argparse.ArgumentParser(prog="dic-test", description="Evaluate checkpoints from an option file.")
     add_arguments(parser)

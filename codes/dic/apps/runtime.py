@@ -1,0 +1,85 @@
+"""Runtime plumbing every application shares, each piece once: running a command with clean
+user errors, choosing the device, timing with CUDA synchronisation, and loading a model ready
+for inference."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from ..checkpoints import load_model
+from ..errors import DicError, OptionError
+
+logger = logging.getLogger("dic")
+
+
+def guarded(func: Callable[..., Any], *args: Any) -> int:
+    """Run ``func``; a :class:`DicError` becomes ``error: <message>`` on stderr and exit code 2.
+    The exit code is ``func``'s result when that is an integer, else 0."""
+    try:
+        result = func(*args)
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
+    except DicError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_device(name: str, what: str = "--device") -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:i`` as a device; an OptionError naming ``what`` when the name
+    is malformed or CUDA is missing."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"{what}: expected cpu or cuda[:i], got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise OptionError(f"{what}: expected cpu or cuda[:i], got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"{what} {name}: CUDA is not available on this machine; use cpu")
+    return device
+
+
+def device_from_gpu_ids(gpu_ids: Optional[Sequence[int]], local_rank: Optional[int] = None) -> torch.device:
+    """The device of ``gpu_ids`` (the option files' key): the CPU without ids or without CUDA
+    (with a warning); else ``gpu_ids[0]``, or under torchrun ``gpu_ids[local_rank]`` (GPU
+    ``local_rank`` when the list is shorter than the processes on this machine)."""
+    if not gpu_ids:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        logger.warning(f"gpu_ids {list(gpu_ids)}: CUDA is not available; running on the CPU")
+        return torch.device("cpu")
+    if local_rank is None:
+        index = gpu_ids[0]
+        if len(gpu_ids) > 1:
+            logger.warning(f"gpu_ids {list(gpu_ids)}: one process uses one GPU (cuda:{index}); for several "
+                           f"GPUs launch with torchrun --nproc_per_node={len(gpu_ids)}")
+    else:
+        index = gpu_ids[local_rank] if local_rank < len(gpu_ids) else local_rank
+    if index >= torch.cuda.device_count():
+        raise OptionError(f"gpu_ids: GPU {index} requested but only {torch.cuda.device_count()} visible")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def synchronize(device: Union[torch.device, str]) -> None:
+    """Wait for the device's queued work, so wall-clock times measure it (no-op on the CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_for_inference(path: Union[str, os.PathLike], arch: Optional[str] = None, update: bool = True,
+                       device: Union[torch.device, str] = "cpu") -> nn.Module:
+    """Load a checkpoint (ours, or an official one converted for ``arch``) in eval mode, rebuild
+    the entropy-coder tables on the CPU when ``update`` (so they do not depend on the device),
+    then move it to ``device``."""
+    model = load_model(path, arch=arch, map_location="cpu").eval()
+    if update:
+        model.update(force=True)
+    return model.to(device)
