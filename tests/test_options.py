@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from dic.errors import OptionError
+from dic.config.build import build_model
 from dic.config import describe, load_options, check_data_roots, save_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,7 +291,6 @@ def test_bad_model_hyper_parameter_value_names_file_and_key(tmp_path):
     raw["network"]["pretrained"] = False
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(raw))
-    from dic.apps.train.loop import build_model
-
+    opt = load_options(path)
     with pytest.raises(OptionError, match=r"bad\.yml: network\.N: expected a positive integer, got -4"):
-        build_model(load_options(path), warm_start=False)
+        build_model(opt.network, opt.path.option_file)

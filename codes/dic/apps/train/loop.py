@@ -50,8 +50,8 @@ from ...fileio import atomic_copy
 from ...logger import setup_logger
 from ...losses import RateDistortionLoss
 from ...metrics import ms_ssim, psnr, quantize_8bit
-from ...checkpoints import load_pretrained
-from ...models import apply_context_masks, create_model
+from ...config.build import build_criterion, build_dataset, build_model
+from ...models import apply_context_masks
 from ...config import Options, check_data_roots, load_options, model_kwargs, save_options
 from . import distributed as dist
 from .distributed import DistInfo
@@ -301,8 +301,8 @@ def build_run(opt: Options, info: DistInfo, device: torch.device, logger: loggin
     """Data, model, criterion, optimizers and schedulers; then the resumed state, DDP, TensorBoard."""
     train_loader, item_sampler, batch_per_rank, steps_per_epoch, val_loader = build_data(opt, info, device, seed)
     network = opt.network
-    model = build_model(opt, warm_start=resume is None and info.is_main).to(device)
-    criterion = RateDistortionLoss(network)
+    model = build_model(opt.network, opt.path.option_file, warm_start=resume is None and info.is_main).to(device)
+    criterion = build_criterion(network, opt.path.option_file)
     optimizer, aux_optimizer = build_optimizers(model, opt.train[opt.train.mode])
     scheduler, aux_scheduler = create_schedulers(opt.train[opt.train.mode], optimizer, aux_optimizer)
     amp_dtype = select_amp(opt.train.amp, device, logger)
@@ -430,19 +430,6 @@ def prepare_folders(opt: Options, resume: Optional[str], logger: logging.Logger)
         os.makedirs(folder, exist_ok=True)
 
 
-def build_model(opt: Options, warm_start: bool) -> nn.Module:
-    """The network of ``opt.network``; warm-started from ``pretrained`` on a fresh run only
-    (other ranks get the weights from rank 0 when DDP wraps the model)."""
-    network = opt.network
-    try:
-        model = create_model(network.model, network.quality, **model_kwargs(network))
-    except OptionError as e:  # a hyper-parameter value the model refuses: name the option file
-        raise OptionError(f"{opt.path.option_file}: {e}") from None
-    if warm_start and network.pretrained not in (None, False):
-        load_pretrained(model, network.pretrained, metric=network.criterions.criterion_metric)
-    return model
-
-
 def build_optimizers(model: nn.Module, schedule: Mapping[str, Any]) -> Tuple[torch.optim.Adam, torch.optim.Adam]:
     """Adam on every parameter but the entropy bottleneck's quantiles (``lr``), and Adam on the
     quantiles (``lr_aux``), CompressAI's way."""
@@ -518,10 +505,8 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 
 def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int):
     """Training loader and its sampler, the per-rank batch, steps per epoch, validation loader."""
-    from ...data import create_dataset
-
     train_opt, val_opt = opt.datasets.train, opt.datasets.val
-    train_set = create_dataset(train_opt, "train")
+    train_set = build_dataset(train_opt, "train", opt.path.option_file)
     if not getattr(train_set, "has_gt", True):
         raise DataError(f"datasets.train: '{train_opt.name}' at {train_opt.root} has no ground truth to train on")
     batch_per_rank = per_rank_batch(train_opt.batch_size, info.world_size)
@@ -537,7 +522,7 @@ def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int):
     train_loader = DataLoader(SeededItems(train_set), batch_size=batch_per_rank, sampler=item_sampler,
                               num_workers=train_opt.n_workers, persistent_workers=train_opt.n_workers > 0,
                               pin_memory=device.type == "cuda", drop_last=True, generator=generator)
-    val_set = create_dataset(val_opt, "val")
+    val_set = build_dataset(val_opt, "val", opt.path.option_file)
     if not getattr(val_set, "has_gt", True):
         raise DataError(f"datasets.val: '{val_opt.name}' at {val_opt.root} has no ground truth to validate against")
     val_loader = DataLoader(val_set, batch_size=val_opt.batch_size, shuffle=False, num_workers=val_opt.n_workers,
