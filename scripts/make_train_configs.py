@@ -1,24 +1,37 @@
 #!/usr/bin/env python
-"""Write the example training option files in conf/train/ (the generated files are committed;
-rerun this after changing the recipe below).
+"""Write the option files of the published recipes (the generated files are committed; rerun this
+after changing the recipe table below, and `--check` in CI).
 
-For each model (snr-decomp, multiscale-decomp, cheng2020-anchor):
-- ``<model>_mse_q{1..6}.yml``: Flicker 2W, MSE, λ from the standard table (MODELS.md);
-- ``<model>_msssim_q{2,3,5,6}.yml``: Flicker 2W, MS-SSIM;
-- ``<model>_sidd_q{1..6}.yml``: SIDD-Medium (real noise), MSE;
-plus ``tiny.yml``: a small snr-decomp on data/samples that trains in two to three minutes on a CPU.
+Training files, conf/train/ (``--out``):
+- ``snr_decomp_{mse_q1..q6,msssim_q2,q3,q5,q6,sidd_q1..q6}.yml``: the ICME 2024 recipe, each
+  objective as trained in its own official source tree (per-row lr, milestones, gamma, loss cap);
+- ``multiscale_decomp_*.yml``: the ECCV 2022 recipe (600 epochs, ×0.1 at 450 and 550);
+- ``cheng2020_anchor_*.yml``: the codec-only baseline. No paper publishes a recipe for it: it
+  uses the ECCV 2022 schedule and has no guidance branch (criterion_fea: null);
+- ``tiny.yml``: a small snr-decomp on data/samples that trains in two to three minutes on a CPU.
 
-The recipe is the official releases': 600 epochs of batch 16 on 256×256 crops, Adam 1e-4
-(aux 1e-3), 20 warm-up epochs then ×0.1 at epochs 450 and 550, gradient clipping 1.0, loss
-cap 100, guidance λ_fea = 3 with L1, and a warm start from CompressAI's Cheng2020-anchor.
-The cheng2020-anchor baseline has no guidance branch to train: its files set criterion_fea: null.
+Common to every recipe: epoch mode, Adam with lr_aux 1e-3, LambdaLR with 20 warm-up epochs,
+gradient clipping 1.0, batch 16 of 256×256 crops, validation every epoch, warm start from
+CompressAI's Cheng2020-anchor of the same quality and metric, guidance λ_fea = 3 with L1, λ from
+the standard table, the releases' sRGB curves for the synthetic noise (legacy_gamma: true) and
+their loss-cap behaviour (loss_cap_mode: zero_grad).
+
+Evaluation files, conf/test/ (``--test-out``): ``official_<model>_<mse|msssim|sidd>.yml`` for both
+joint models, the official measurement protocol on the releases' curves, one curve per command
+(the checkpoints of the matching training files, best.pth of each run).
+
+``--check`` regenerates everything in memory and exits 1, naming each file that differs from the
+disk, is missing, or is an extra file among the generated names (every *.yml of the training
+folder; official_*.yml of the evaluation folder); 0 when all match.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
@@ -27,16 +40,73 @@ sys.path.insert(0, str(REPO / "codes"))
 
 from dic.losses import LAMBDAS  # noqa: E402  (the λ table lives in one place)
 
+SCRIPT = "scripts/make_train_configs.py"
+DOC = "docs/reproducing.md"
+
+# ---- the recipe table ------------------------------------------------------------------------
+
+class Recipe(NamedTuple):  # (not a dataclass: tests load this file without registering it as a module)
+    paper: str                    # "ICME 2024", "ECCV 2022"
+    tree: Optional[str]           # the official source tree the row was read from (ICME 2024)
+    epochs: int
+    lr: float
+    milestones: Tuple[int, ...]
+    gamma: float
+    loss_cap: float
+    resumed_from: Optional[int] = None  # the official run restarted from this epoch's checkpoint
+
+
+ICME, ECCV = "ICME 2024", "ECCV 2022"
+ICME_TREES = {"mse": "Joint_IC_Denoising_MSE", "msssim": "Joint_IC_Denoising_MS_SSIM",
+              "sidd": "Joint_IC_Denoising_SIDD_MSE"}
+_LATE = (450, 550, 600, 650, 700)
+# ICME 2024 (snr-decomp): (tag, qualities, lr, milestones, gamma, loss_cap), one line per table row
+ICME_ROWS = (
+    ("mse", (1,), 1e-4, _LATE, 0.5, 100.0),
+    ("mse", (2, 3), 5e-5, _LATE, 0.5, 100.0),
+    ("mse", (4, 5), 5e-5, _LATE, 0.5, 1000.0),
+    ("mse", (6,), 5e-5, (400, 550, 600, 650, 700), 0.5, 1000.0),
+    ("msssim", (2, 3), 7e-5, (450, 550), 0.1, 100.0),
+    ("msssim", (5, 6), 7e-5, (450, 550), 0.1, 1000.0),
+    ("sidd", (1, 2, 3), 1e-4, _LATE, 0.5, 100.0),
+    ("sidd", (4, 5), 5e-5, _LATE, 0.5, 1000.0),
+    ("sidd", (6,), 1e-4, (310, 450, 550, 600, 650, 700), 0.5, 1000.0),
+)
+ICME_EPOCHS = 800
+# official ICME 2024 runs that were stopped and resumed from an intermediate checkpoint with an
+# edited schedule: (tag, quality) → epoch of that checkpoint
+ICME_RESUMED = {("mse", 1): 369, ("mse", 4): 59, ("mse", 6): 339,
+                ("sidd", 1): 439, ("sidd", 2): 439, ("sidd", 6): 309}
+
+
+def icme_recipe(tag: str, quality: int) -> Recipe:
+    for row_tag, qualities, lr, milestones, gamma, cap in ICME_ROWS:
+        if row_tag == tag and quality in qualities:
+            return Recipe(ICME, ICME_TREES[tag], ICME_EPOCHS, lr, milestones, gamma, cap,
+                          ICME_RESUMED.get((tag, quality)))
+    raise KeyError(f"no ICME 2024 recipe for {tag} q{quality}")
+
+
+def eccv_recipe(tag: str, quality: int) -> Recipe:
+    """ECCV 2022 (multiscale-decomp): one schedule for every objective, the cap by quality."""
+    return Recipe(ECCV, None, 600, 1e-4, (450, 550), 0.1, 100.0 if quality <= 3 else 1000.0)
+
+
 MODELS = ("snr-decomp", "multiscale-decomp", "cheng2020-anchor")
-RECIPES = {  # file tag → (metric, qualities, training data, validation data)
-    "mse": ("mse", range(1, 7), {"root": "data/flicker/train", "name": "synthetic"},
-            {"root": "data/flicker/val", "name": "synthetic"}),
-    "msssim": ("ms-ssim", (2, 3, 5, 6), {"root": "data/flicker/train", "name": "synthetic"},
-               {"root": "data/flicker/val", "name": "synthetic"}),
-    "sidd": ("mse", range(1, 7), {"root": "data/SIDD/annotations/sidd_medium_srgb_train.json", "name": "sidd",
-                                  "crops_per_image": 60},
+RECIPE_OF = {"snr-decomp": icme_recipe, "multiscale-decomp": eccv_recipe,
+             "cheng2020-anchor": eccv_recipe}  # the baseline borrows the ECCV 2022 schedule
+PAPER_MODELS = ("snr-decomp", "multiscale-decomp")
+
+_FLICKER_TRAIN = {"root": "data/flicker/train", "name": "synthetic"}
+_FLICKER_VAL = {"root": "data/flicker/val", "name": "synthetic"}
+OBJECTIVES = {  # file tag → (metric, qualities, training data, validation data)
+    "mse": ("mse", (1, 2, 3, 4, 5, 6), _FLICKER_TRAIN, _FLICKER_VAL),
+    "msssim": ("ms-ssim", (2, 3, 5, 6), _FLICKER_TRAIN, _FLICKER_VAL),
+    "sidd": ("mse", (1, 2, 3, 4, 5, 6),
+             {"root": "data/SIDD/annotations/sidd_medium_srgb_train.json", "name": "sidd", "crops_per_image": 60},
              {"root": "data/SIDD/annotations/sidd_medium_srgb_val.json", "name": "sidd"}),
 }
+ROW_LABEL = {"mse": "MSE", "msssim": "MS-SSIM", "sidd": "SIDD MSE"}
 DATA_NOTE = {
     "mse": "Flicker 2W (scripts/flicker_process.py) with synthetic noise",
     "msssim": "Flicker 2W (scripts/flicker_process.py) with synthetic noise",
@@ -44,17 +114,30 @@ DATA_NOTE = {
 }
 
 
+def file_stem(model: str) -> str:
+    return model.replace("-", "_")
+
+
+def train_name(model: str, tag: str, quality: int) -> str:
+    return f"{file_stem(model)}_{tag}_q{quality}"
+
+
+# ---- training files --------------------------------------------------------------------------
+
 def official(model: str, tag: str, quality: int) -> dict:
-    """One option tree of the official recipe."""
-    metric, _, train_data, val_data = RECIPES[tag]
+    """One training option tree of the recipe of ``model``."""
+    metric, _, train_data, val_data = OBJECTIVES[tag]
+    r = RECIPE_OF[model](tag, quality)
     return {
-        "name": f"{model.replace('-', '_')}_{tag}_q{quality}",
+        "name": train_name(model, tag, quality),
         "use_tb_logger": True,
         "gpu_ids": [0],
         "manual_seed": 1,
         "datasets": {
-            "train": {**train_data, "patch_size": 256, "batch_size": 16, "n_workers": 4, "use_shuffle": True},
-            "val": {**val_data, "patch_size": 256, "batch_size": 1, "n_workers": 0, "use_shuffle": False},
+            "train": {**train_data, "patch_size": 256, "batch_size": 16, "n_workers": 4, "use_shuffle": True,
+                      "legacy_gamma": True},
+            "val": {**val_data, "patch_size": 256, "batch_size": 1, "n_workers": 0, "use_shuffle": False,
+                    "legacy_gamma": True},
         },
         "network": {
             "model": model,
@@ -66,10 +149,11 @@ def official(model: str, tag: str, quality: int) -> dict:
         },
         "train": {
             "mode": "epoch",
-            "epoch": {"value": 600, "lr": 1e-4, "lr_aux": 1e-3, "lr_scheme": "LambdaLR", "warm_up_counts": 20,
-                      "milestones": [450, 550], "gamma": 0.1, "val_freq": 1},
+            "epoch": {"value": r.epochs, "lr": r.lr, "lr_aux": 1e-3, "lr_scheme": "LambdaLR", "warm_up_counts": 20,
+                      "milestones": list(r.milestones), "gamma": r.gamma, "val_freq": 1},
             "clip_max_norm": 1.0,
-            "loss_cap": 100.0,
+            "loss_cap": r.loss_cap,
+            "loss_cap_mode": "zero_grad",
             "amp": "off",
         },
         "path": {"resume": "auto"},
@@ -107,12 +191,44 @@ def tiny() -> dict:
     }
 
 
+def short(x: float) -> str:
+    """5e-05 → '5e-5', 0.0001 → '1e-4', 1000.0 → '1000', 0.5 → '0.5'."""
+    if x >= 1 or x == 0:
+        return f"{x:g}"
+    text = f"{x:g}" if x >= 0.01 else f"{x:.0e}"
+    return re.sub(r"e-0*(\d)", r"e-\1", text)
+
+
+def recipe_line(r: Recipe, tag: str, quality: int) -> str:
+    where = f"{r.paper}, tree {r.tree}" if r.tree else f"{r.paper}, {ROW_LABEL[tag]}"
+    return (f"{where}, q{quality}: {r.epochs} epochs, lr {short(r.lr)}, ×{short(r.gamma)} at "
+            f"{' '.join(map(str, r.milestones))}, loss_cap {short(r.loss_cap)}")
+
+
 def header(model: str, tag: str, quality: int) -> str:
-    metric = RECIPES[tag][0]
-    return (f"# {model}, {metric.upper()} q{quality} (λ = {LAMBDAS[metric][quality - 1]}), trained on "
-            f"{DATA_NOTE[tag]}.\n"
-            f"# Official recipe; generated by scripts/make_train_configs.py.\n"
-            f"# Run: python train.py -opt conf/train/{model.replace('-', '_')}_{tag}_q{quality}.yml\n\n")
+    metric = OBJECTIVES[tag][0]
+    r = RECIPE_OF[model](tag, quality)
+    name = train_name(model, tag, quality)
+    lines = [f"Generated by {SCRIPT} — do not edit (change the script's recipe table and rerun it)."]
+    if model in PAPER_MODELS:
+        lines.append(f"Recipe: {recipe_line(r, tag, quality)}")
+        lines.append(f"(row {ROW_LABEL[tag]} q{quality} of the {r.paper} recipe table in {DOC}).")
+    else:
+        lines.append(f"Not a paper's recipe: {model} is the codec-only baseline, which no paper publishes a recipe")
+        lines.append(f"for. It borrows the {r.paper} schedule ({recipe_line(r, tag, quality).split(', ', 2)[2]})")
+        lines.append("and the data settings of the joint models it is compared with.")
+    if r.resumed_from is not None:
+        lines.append(f"The official run was stopped and resumed from its epoch-{r.resumed_from} checkpoint with an edited")
+        lines.append("schedule, which cannot be replayed exactly; this file is the recipe table's row.")
+    lines.append(f"{model}, {metric.upper()} q{quality} (λ = {LAMBDAS[metric][quality - 1]}), trained on {DATA_NOTE[tag]}.")
+    if tag == "sidd":
+        lines.append("legacy_gamma (the releases' sRGB curves) is set as in every recipe file; SIDD's noise is real, so")
+        lines.append("it changes nothing here. loss_cap_mode zero_grad: the releases' loss-cap behaviour.")
+    else:
+        lines.append("legacy_gamma: the noise is synthesised on the releases' sRGB curves, as for the published")
+        lines.append("figures. loss_cap_mode zero_grad: the releases' loss-cap behaviour.")
+    lines.append(f"Run: python train.py -opt conf/train/{name}.yml")
+    return "".join(f"# {line}\n" for line in lines) + "\n"
 
 
 TINY_HEADER = (
@@ -120,31 +236,151 @@ TINY_HEADER = (
     "# data/samples (python scripts/prepare_samples.py) with 64×64 crops: 600 steps take two to three\n"
     "# minutes on a 2-core CPU, enough to see the losses fall and to code real bitstreams; `make demo`\n"
     "# trains it. loss_cap is 1000 because a network trained from scratch starts above the official 100.\n"
-    "# Generated by scripts/make_train_configs.py.\n"
+    f"# Generated by {SCRIPT}.\n"
     "# Run: python train.py -opt conf/train/tiny.yml [--set train.step.value=2000]\n\n"
 )
 
 
+def train_files() -> Dict[str, str]:
+    """File name → text of every training option file."""
+    files = {}
+    for model in MODELS:
+        for tag, (_, qualities, _, _) in OBJECTIVES.items():
+            for q in qualities:
+                tree = official(model, tag, q)
+                files[f"{tree['name']}.yml"] = header(model, tag, q) + yaml.safe_dump(tree, sort_keys=False)
+    files["tiny.yml"] = TINY_HEADER + yaml.safe_dump(tiny(), sort_keys=False)
+    return files
+
+
+# ---- official evaluation files ---------------------------------------------------------------
+
+TEST_PREFIX = "official_"
+LEVELS = [1, 2, 3, 4]
+
+
+def test_datasets(tag: str) -> dict:
+    if tag == "sidd":
+        return {
+            "sidd_val": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Validation",
+                         "legacy_gamma": True},
+            "sidd_benchmark": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Test",
+                               "legacy_gamma": True},
+        }
+    return {
+        "kodak": {"name": "synthetic-test", "root": "data/kodak", "level": list(LEVELS), "legacy_gamma": True},
+        "clic": {"name": "synthetic-test", "root": "data/CLIC", "level": list(LEVELS), "legacy_gamma": True},
+    }
+
+
+def official_test(model: str, tag: str) -> dict:
+    qualities = OBJECTIVES[tag][1]
+    return {
+        "name": f"{TEST_PREFIX}{file_stem(model)}_{tag}",
+        "gpu_ids": [0],
+        "datasets": test_datasets(tag),
+        "network": {"model": model},
+        "path": {
+            "checkpoint": [f"experiments/{train_name(model, tag, q)}/checkpoints/best.pth" for q in qualities],
+            "update": True,
+        },
+        "test": {"protocol": "official", "save_images": False},
+    }
+
+
+def test_header(model: str, tag: str) -> str:
+    metric, qualities, _, _ = OBJECTIVES[tag]
+    paper = RECIPE_OF[model](tag, qualities[0]).paper
+    name = f"{TEST_PREFIX}{file_stem(model)}_{tag}"
+    qs = ", ".join(f"q{q}" for q in qualities)
+    lines = [f"Generated by {SCRIPT} — do not edit (change the script and rerun it).",
+             f"{model} ({paper}), {metric.upper()} models {qs}: the official measurement (test.protocol: official,",
+             "the releases' test scripts) on the releases' sRGB curves (legacy_gamma), one curve per command."]
+    if tag == "sidd":
+        lines += ["SIDD validation blocks (bpp, PSNR, MS-SSIM) and benchmark blocks (bpp; the decoded blocks in the",
+                  f"benchmark's submission layout, results/{name}/sidd_benchmark/<model>_q<k>_SubmitSrgb.mat);",
+                  "blocks from scripts/sidd_block.py. legacy_gamma changes nothing on real noise."]
+    else:
+        lines += [f"Kodak and CLIC at noise levels 1–4: results/{name}/<kodak|clic>_level<k>/{model}.json."]
+    if tag == "msssim":
+        lines += [f"Plot: dic plot results/{name}/kodak_level1/*.json --metric ms-ssim-db"]
+    lines += [f"Checkpoints: best.pth of each conf/train/{file_stem(model)}_{tag}_q<k>.yml run; official release",
+              "checkpoints work too (converted on the fly): --set path.checkpoint=[...].",
+              f"Expected figures: {DOC}.",
+              f"Run: python test.py -opt conf/test/{name}.yml"]
+    return "".join(f"# {line}\n" for line in lines) + "\n"
+
+
+def test_files() -> Dict[str, str]:
+    """File name → text of every official evaluation option file."""
+    files = {}
+    for model in PAPER_MODELS:
+        for tag in OBJECTIVES:
+            tree = official_test(model, tag)
+            files[f"{tree['name']}.yml"] = test_header(model, tag) + yaml.safe_dump(tree, sort_keys=False)
+    return files
+
+
+# ---- writing and checking --------------------------------------------------------------------
+
 def write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
-def main(argv=None) -> int:
+def differences(expected: Dict[str, str], folder: Path, pattern: str) -> list:
+    """'<path>: differs | missing | not generated' for each file of ``folder`` that does not match."""
+    problems = []
+    for name, text in sorted(expected.items()):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from what {SCRIPT} generates")
+    for path in sorted(folder.glob(pattern)) if folder.is_dir() else ():
+        if path.name not in expected:
+            problems.append(f"{path}: not generated by {SCRIPT} (remove it, or rename it outside {pattern})")
+    return problems
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=REPO / "conf" / "train", help="output folder")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for model in MODELS:
-        for tag, (_, qualities, _, _) in RECIPES.items():
-            for q in qualities:
-                tree = official(model, tag, q)
-                write(args.out / f"{tree['name']}.yml", header(model, tag, q) + yaml.safe_dump(tree, sort_keys=False))
-                count += 1
-    write(args.out / "tiny.yml", TINY_HEADER + yaml.safe_dump(tiny(), sort_keys=False))
-    print(f"wrote {count + 1} option files to {args.out}")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder of the training option files (default: conf/train)")
+    parser.add_argument("--test-out", type=Path, default=None,
+                        help="folder of the official evaluation files (default: conf/test when --out is not "
+                             "given; with --out alone the evaluation files are left out, so a scratch --out "
+                             "never touches conf/)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing: exit 1 naming each file that differs from what would be written")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    train_out = args.out if args.out is not None else REPO / "conf" / "train"
+    test_out = args.test_out if args.test_out is not None else (REPO / "conf" / "test" if args.out is None else None)
+    jobs = [(train_files(), train_out, "*.yml")]
+    if test_out is not None:
+        jobs.append((test_files(), test_out, f"{TEST_PREFIX}*.yml"))
+    if args.check:
+        problems = [p for files, folder, pattern in jobs for p in differences(files, folder, pattern)]
+        for p in problems:
+            print(p)
+        total = sum(len(files) for files, _, _ in jobs)
+        if problems:
+            print(f"{len(problems)} option file(s) out of step: rerun python {SCRIPT}", file=sys.stderr)
+            return 1
+        print(f"all {total} generated option files match")
+        return 0
+    for files, folder, pattern in jobs:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            write(folder / name, text)
+        print(f"wrote {len(files)} option files to {folder}")
+        for p in differences(files, folder, pattern):
+            print(f"warning: {p}")
     return 0
 
 

@@ -69,7 +69,7 @@ def test_flicker_process_filters_sorts_splits_and_is_idempotent(flicker, capsys,
     assert _run("flicker_process", *args) == 0
     kept = sorted(n for n, (h, w) in sizes.items() if min(h, w) >= 256)
     train, val = sorted(os.listdir(top / "train")), sorted(os.listdir(top / "val"))
-    assert train == kept[:8] and val == kept[8:]  # 9 kept: ⌊0.99·9⌋ = 8 train, 1 val
+    assert train == kept[:8] and val == kept[8:]  # 9 kept: round(0.99·9) = 9, clamped to 8 so that 1 validates
     linked = os.path.samefile(top / "train" / train[0], top / "flicker_2W_images" / train[0])
     assert linked is (not copy)
     assert "8 train / 1 val images, 3 under 256 px left out; placed 9 file(s)" in capsys.readouterr().out
@@ -79,6 +79,27 @@ def test_flicker_process_filters_sorts_splits_and_is_idempotent(flicker, capsys,
     ds = create_dataset({"name": "synthetic", "root": str(top), "patch_size": 256}, "train")
     assert len(ds) == 8 and ds[0][0].shape == (3, 256, 256)
     assert len(create_dataset({"name": "synthetic", "root": str(top), "patch_size": 256}, "val")) == 1
+
+
+@pytest.mark.parametrize("n, n_train", [
+    (120, 119),  # 118.8: rounds up (a floor gives 118)
+    (250, 248),  # 247.5: half-way, to the even 248 (a floor gives 247)
+    (150, 148),  # 148.5: half-way, to the even 148 (rounding half up gives 149)
+    (51, 50),    # 50.49
+])
+def test_flicker_split_is_pythons_round_of_099_n(tmp_path, capsys, n, n_train):
+    """The official preparation keeps the first round(0.99·n) sorted images for training, with
+    Python's round (half-way products go to the even integer)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"{i:05d}.png" for i in range(n)]
+    for i, name in enumerate(reversed(names)):  # written out of order: the split sorts by name
+        Image.fromarray(_rand(8, 8, i)).save(src / name)
+    assert _run("flicker_process", "--src", src, "--train", tmp_path / "train", "--val", tmp_path / "val",
+                "--min-size", 8) == 0
+    assert sorted(os.listdir(tmp_path / "train")) == names[:n_train]
+    assert sorted(os.listdir(tmp_path / "val")) == names[n_train:]
+    assert f"{n_train} train / {n - n_train} val images" in capsys.readouterr().out
 
 
 def test_flicker_process_errors(tmp_path, capsys):
