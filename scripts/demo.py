@@ -20,6 +20,17 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip install -e .
+
+import torch  # noqa: E402
+
+from dic.apps.evaluate import evaluate  # noqa: E402
+from dic.apps.evaluate.rd import plot_reports, save_figure  # noqa: E402
+from dic.config import build_dataset, load_options, save_options  # noqa: E402
+from dic.errors import DicError  # noqa: E402
+from dic.logger import setup_logger  # noqa: E402
+from dic.metrics import psnr, quantize_8bit  # noqa: E402
+
 TRAIN_OPT = REPO / "conf" / "train" / "tiny.yml"
 TEST_OPT = REPO / "conf" / "test" / "tiny.yml"
 
@@ -49,8 +60,6 @@ def run_script(script: Path, args: Sequence[str]) -> None:
 
 def train(steps: Optional[int], fresh: bool) -> Path:
     """Train conf/train/tiny.yml and return the checkpoint to evaluate (best, else latest)."""
-    from dic.config import load_options
-
     overrides: List[str] = []
     if steps is not None:
         opt = load_options(TRAIN_OPT)
@@ -68,10 +77,7 @@ def train(steps: Optional[int], fresh: bool) -> Path:
 
 def noisy_psnr(dataset_opt: Mapping[str, Any], level: int) -> float:
     """Mean PSNR of the noisy inputs themselves at one level (what denoising starts from)."""
-    from dic.data import create_dataset
-    from dic.metrics import psnr, quantize_8bit
-
-    dataset = create_dataset({**dataset_opt, "level": level}, "test")
+    dataset = build_dataset({**dataset_opt, "level": level}, "test", str(TEST_OPT))
     values = [psnr(quantize_8bit(noisy), gt) for gt, noisy in (dataset[i] for i in range(len(dataset)))]
     return sum(values) / len(values)
 
@@ -103,12 +109,10 @@ def table(reports: Mapping[str, Sequence[Mapping[str, Any]]], opt: Mapping[str, 
 
 def plot(reports: Mapping[str, Sequence[Mapping[str, Any]]], output: Path) -> Path:
     """One RD panel (PSNR against bpp) per noise level."""
-    import matplotlib
+    import matplotlib  # heavy, needed for the figure only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from dic.apps.evaluate.rd import plot_reports, save_figure
 
     labels = list(reports)
     cols = 2 if len(labels) > 1 else 1
@@ -128,12 +132,6 @@ def plot(reports: Mapping[str, Sequence[Mapping[str, Any]]], output: Path) -> Pa
 
 def evaluate_demo(checkpoint: Path, threads: int):
     """Evaluate the checkpoint with conf/test/tiny.yml; (reports, options)."""
-    import torch
-
-    from dic.apps.evaluate import evaluate
-    from dic.logger import setup_logger
-    from dic.config import load_options, save_options
-
     opt = load_options(TEST_OPT, [f"path.checkpoint={checkpoint}"], is_train=False)
     root = Path(opt.path.results_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -149,9 +147,6 @@ def evaluate_demo(checkpoint: Path, threads: int):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    sys.path.insert(0, str(REPO / "codes"))
-    from dic.errors import DicError
-
     start = time.time()
     try:
         banner("1/4 sample photographs (data/samples, from scikit-image's package data)")

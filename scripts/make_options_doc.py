@@ -28,7 +28,7 @@ Every key an option file may hold, with its type and default (`null`: none). Gen
 def model_table() -> str:
     """The hyper-parameters each registered model accepts under `network`, with defaults."""
     from dic.models import model_hparams
-    from dic.registry import MODELS
+    from dic.models import MODELS
 
     rows = ["## Model hyper-parameters", "",
             "Keys under `network` beyond the table above, per model (null: chosen from `quality`).", "",

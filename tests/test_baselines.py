@@ -6,22 +6,22 @@ import json
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 import yaml
 
 from dic.data.io import write_image
-from dic.apps.evaluate import baselines
-from dic.apps.evaluate.baselines import (ClassicalCoder, decode_image, denoise_nlm, encode_image,
-                                  estimate_noise_sigma)
-from dic.apps.evaluate.runner import evaluate, read_csv
+from dic.apps.evaluate import baselines, baselines_cmd
+from dic.apps.evaluate.baselines import (ClassicalCoder, decode_classical, denoise_nlm, encode_classical,
+                                         estimate_noise_sigma)
+from dic.apps.evaluate.reports import read_csv
+from dic.apps.evaluate.runner import evaluate
 from dic.errors import OptionError
 from dic.config import load_options
 
 
 
 def photo(h=96, w=128):
-    import skimage.data
-
     return np.ascontiguousarray(skimage.data.astronaut()[80:80 + h, 150:150 + w])
 
 
@@ -52,14 +52,14 @@ def test_real_files_and_rate_falls_with_quality(codec):
     image = photo()
     sizes = []
     for q in (10, 50, 90):
-        data = encode_image(image, codec, q)
+        data = encode_classical(image, codec, q)
         magic = data[:3] == b"\xff\xd8\xff" if codec == "jpeg" else (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
         assert magic
-        decoded = decode_image(data, codec)
+        decoded = decode_classical(data, codec)
         assert decoded.shape == image.shape
         sizes.append(len(data))
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
-    assert psnr8(decode_image(encode_image(image, codec, 90), codec), image) > 30
+    assert psnr8(decode_classical(encode_classical(image, codec, 90), codec), image) > 30
 
 
 def test_classical_coder_entries_follow_the_ladder():
@@ -73,8 +73,6 @@ def test_classical_coder_entries_follow_the_ladder():
 
 @pytest.fixture
 def options(tmp_path):
-    import skimage.data
-
     write_image(tmp_path / "images" / "a.png", photo())
     write_image(tmp_path / "images" / "b.png", np.ascontiguousarray(skimage.data.coffee()[100:200, 100:228]))
 
@@ -131,7 +129,7 @@ def test_bad_baseline_options(options, monkeypatch):
 
 def test_baselines_command_runs_without_checkpoint(options, tmp_path, capsys):
     options({})  # writes base.yml
-    code = baselines.main(["-opt", str(tmp_path / "base.yml"), "--methods", "webp", "--qualities", "20", "80",
+    code = baselines_cmd.main(["-opt", str(tmp_path / "base.yml"), "--methods", "webp", "--qualities", "20", "80",
                            "--set", "datasets.kodak.level=1", "--no-progress"])
     assert code == 0
     report = json.loads((tmp_path / "results" / "base" / "kodak" / "webp.json").read_text())

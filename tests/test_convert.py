@@ -15,13 +15,13 @@ from dic.apps.cli import run_convert as run
 from dic.checkpoints.official import convert_state_dict, official_to_ours, ours_to_official, to_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
-# copies of ../shared/spec/official_keys_*.tsv: every official key with its shape at N=192
+# official key lists (docs/models.md §4): every official key with its shape at N=192
 SPEC = Path(__file__).resolve().parent / "fixtures"
 KEY_LISTS = {
     "snr-decomp": "official_keys_icme2024_snr_N192.tsv",
     "multiscale-decomp": "official_keys_eccv2022_multiscale_decomp_N192.tsv",
 }
-# filled by update(): their sizes depend on the trained weights (MODELS.md §3)
+# filled by update(): their sizes depend on the trained weights (docs/models.md §3)
 CODER_TABLES = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
 TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=8)
 

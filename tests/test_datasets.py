@@ -1,4 +1,6 @@
-"""Data sets and image I/O: crops, levels, conversions and every bad-input message."""
+"""Data sets and image I/O: crops, levels, conversions and every bad-input message, from the
+library (messages name the argument) and from option files (messages name the file and key)."""
+import inspect
 import logging
 
 import cv2
@@ -7,11 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dic.data import create_dataset, expand_levels, list_images, read_image, write_image
+from dic.config.build import build_dataset, expand_levels
+from dic.config.options import DATASET
+from dic.data import create_dataset, list_images, read_image, write_image
 from dic.data.io import image_size, to_tensor
 from dic.data.noise import LEVELS, add_noise
 from dic.data.sidd import read_tiled_crop, tile_path
-from dic.errors import DataError, OptionError
+from dic.errors import ArgumentError, DataError, OptionError
+from dic.data import DATASETS
 
 
 def _rand(h, w, seed=0):
@@ -42,7 +47,7 @@ def _u8(t):
 
 def test_train_items_are_random_crops_with_noise(clean):
     root, images = clean
-    ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "train")
+    ds = create_dataset("synthetic", root, "train", patch_size=32)
     assert len(ds) == 3 and ds.has_gt and ds.image_name(1) == "im1"
     torch.manual_seed(0)
     positions = set()
@@ -58,7 +63,7 @@ def test_train_items_are_random_crops_with_noise(clean):
 
 def test_val_items_are_centre_crops_with_level_by_index(clean):
     root, images = clean
-    ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "val")
+    ds = create_dataset("synthetic", root, "val", patch_size=32)
     for i, name in enumerate(sorted(images)):
         gt, noisy = ds[i]
         img = images[name]
@@ -69,7 +74,7 @@ def test_val_items_are_centre_crops_with_level_by_index(clean):
 
 def test_test_items_are_whole_images_seeded_with_zero(clean):
     root, images = clean
-    ds = create_dataset({"name": "synthetic-test", "root": str(root), "level": 2, "legacy_gamma": True}, "test_kodak")
+    ds = create_dataset("synthetic-test", root, "test", level=2, legacy_gamma=True)
     gt, noisy = ds[2]
     assert np.array_equal(_u8(gt), images["im2"])
     expected = add_noise(gt, *LEVELS[2], torch.Generator().manual_seed(0), legacy_gamma=True)
@@ -81,42 +86,95 @@ def test_official_layout_root_with_phase_subfolder(clean, tmp_path_factory):
     root, images = clean
     top = tmp_path_factory.mktemp("flicker")
     (top / "train").symlink_to(root, target_is_directory=True)
-    ds = create_dataset({"name": "synthetic", "root": str(top), "patch_size": 32}, "train")
+    ds = create_dataset("synthetic", top, "train", patch_size=32)
     assert len(ds) == 3
 
 
-def test_levels_options(clean):
+def test_levels_arguments(clean):
+    root, _ = clean
+    with pytest.raises(ArgumentError, match=r"^level: a synthetic test set needs a noise level"):
+        create_dataset("synthetic-test", root, "test")
+    with pytest.raises(ArgumentError, match=r"^level: noise level must be one of 1, 2, 3, 4, got 5"):
+        create_dataset("synthetic-test", root, "test", level=5)
+    with pytest.raises(ArgumentError, match=r"^level: one data set takes one noise level, got \[1, 2\]"):
+        create_dataset("synthetic-test", root, "test", level=[1, 2])
+    with pytest.raises(ArgumentError, match="^patch_size: expected an integer ≥ 1, got 'big'"):
+        create_dataset("synthetic", root, "val", patch_size="big")
+    with pytest.raises(ArgumentError, match="^mode: expected one of train, val, test, got 'test_kodak'"):
+        create_dataset("synthetic", root, "test_kodak", level=1)
+
+
+def test_levels_from_options(clean):
     root, _ = clean
     base = {"name": "synthetic-test", "root": str(root)}
-    with pytest.raises(OptionError, match=r"datasets.test.level: a synthetic test set needs a noise level"):
-        create_dataset(base, "test")
-    with pytest.raises(OptionError, match=r"datasets.test.level: noise level must be one of 1, 2, 3, 4, got 5"):
-        create_dataset(dict(base, level=5), "test")
-    with pytest.raises(OptionError, match=r"one data set takes one level, got \[1, 2\]; dic.data.expand_levels"):
-        create_dataset(dict(base, level=[1, 2]), "test")
     parts = expand_levels(dict(base, level=[1, 3]))
     assert [(s, o["level"]) for s, o in parts] == [("_level1", 1), ("_level3", 3)]
     assert expand_levels(dict(base, level=4)) == [("", dict(base, level=4))]
-    assert [create_dataset(o, "test").level for _, o in parts] == [1, 3]
-    with pytest.raises(OptionError, match="datasets.val.patch_size: expected an integer ≥ 1, got 'big'"):
-        create_dataset({"name": "synthetic", "root": str(root), "patch_size": "big"}, "val")
+    assert [build_dataset(o, "test_kodak", "x.yml").level for _, o in parts] == [1, 3]
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.test\.level: a synthetic test set needs a noise level"):
+        build_dataset(base, "test", "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.val\.level: noise level must be one of 1, 2, 3, 4, got 5"):
+        build_dataset(dict(base, level=5), "val", "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.test\.level: one data set takes one noise level"):
+        build_dataset(dict(base, level=[1, 2]), "test", "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.val\.patch_size: got 'big' \(str\), expected an integer"):
+        build_dataset({"name": "synthetic", "root": str(root), "patch_size": "big"}, "val", "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.val\.patch_size: expected an integer ≥ 1, got 0"):
+        build_dataset({"name": "synthetic", "root": str(root), "patch_size": 0}, "val", "x.yml")
 
 
 def test_unknown_dataset_name(clean):
-    with pytest.raises(OptionError, match=r"datasets.train.name: unknown dataset 'synthetc' \(did you mean 'synthetic'\?\)"):
-        create_dataset({"name": "synthetc", "root": str(clean[0])}, "train")
+    with pytest.raises(ArgumentError, match=r"^name: unknown dataset 'synthetc' \(did you mean 'synthetic'\?\)"):
+        create_dataset("synthetc", clean[0], "train")
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.train\.name: unknown dataset 'synthetc' "
+                                          r"\(did you mean 'synthetic'\?\)"):
+        build_dataset({"name": "synthetc", "root": str(clean[0])}, "train", "x.yml")
 
 
 def test_max_images(clean):
-    ds = create_dataset({"name": "synthetic", "root": str(clean[0]), "patch_size": 32, "max_images": 2}, "val")
-    assert len(ds) == 2
+    assert len(create_dataset("synthetic", clean[0], "val", patch_size=32, max_images=2)) == 2
+    assert len(build_dataset({"name": "synthetic", "root": str(clean[0]), "patch_size": 32, "max_images": 2},
+                             "val_small", "x.yml")) == 2
+    with pytest.raises(ArgumentError, match=r"^max_images: expected an integer ≥ 1, got 0"):
+        create_dataset("folder", clean[0], "test", max_images=0)
+
+
+def test_constructor_defaults_are_the_schema_defaults():
+    """One place for defaults: every data set argument after (root, mode) is an option key, and
+    its library default is the schema's default for that key."""
+    checked = 0
+    for name in DATASETS.names():
+        for arg in list(inspect.signature(DATASETS.get(name)).parameters.values())[2:]:
+            assert arg.name in DATASET, f"{name}: argument {arg.name} is no datasets.<phase> option key"
+            assert arg.default == DATASET[arg.name].default, f"{name}.{arg.name}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_options_supply_every_argument(clean, monkeypatch):
+    """build_dataset passes the schema's value for every argument the class takes, so a library
+    default is never what an option file gets."""
+    root, _ = clean
+    seen = {}
+    cls = DATASETS.get("synthetic")
+    real = cls.__init__
+
+    def spy(self, root, mode, **kwargs):
+        seen.update(kwargs, mode=mode)
+        real(self, root, mode, **kwargs)
+
+    monkeypatch.setattr(cls, "__init__", spy)
+    monkeypatch.setattr(cls, "__signature__", inspect.signature(real), raising=False)
+    build_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "val_kodak", "x.yml")
+    assert seen == {"mode": "val", "patch_size": 32, "level": None, "legacy_gamma": False, "skip_small": False,
+                    "max_images": None}
 
 
 # ---- folder ----------------------------------------------------------------------------------
 
 def test_folder_yields_noisy_images_only(clean):
     root, images = clean
-    ds = create_dataset({"name": "folder", "root": str(root)}, "test_real")
+    ds = create_dataset("folder", root, "test")
     assert not ds.has_gt and len(ds) == 3 and ds.image_name(0) == "im0"
     item = ds[1]
     assert isinstance(item, torch.Tensor) and np.array_equal(_u8(item), images["im1"])
@@ -127,21 +185,28 @@ def test_folder_yields_noisy_images_only(clean):
 def test_empty_and_missing_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    with pytest.raises(DataError, match=r"datasets.train.root: no images found in .*empty"):
-        create_dataset({"name": "synthetic", "root": str(tmp_path / "empty")}, "train")
-    with pytest.raises(DataError, match=r"datasets.test.root: image folder .*nowhere does not exist"):
-        create_dataset({"name": "folder", "root": str(tmp_path / "nowhere")}, "test")
+    with pytest.raises(DataError, match=r"^root: no images found in .*empty"):
+        create_dataset("synthetic", tmp_path / "empty", "train")
+    with pytest.raises(DataError, match=r"^root: image folder .*nowhere does not exist"):
+        create_dataset("folder", tmp_path / "nowhere", "test")
+    # through an option file: the file and the key
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.train\.root: no images found in .*empty"):
+        build_dataset({"name": "synthetic", "root": str(tmp_path / "empty")}, "train", "x.yml")
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.test_real\.root: image folder .*nowhere does not exist"):
+        build_dataset({"name": "folder", "root": str(tmp_path / "nowhere")}, "test_real", "x.yml")
 
 
 def test_unreadable_image_names_itself(clean):
     root, _ = clean
     (root / "broken.png").write_bytes(b"this is not a png")
     with pytest.raises(DataError, match=r"cannot read the size of image .*broken\.png"):
-        create_dataset({"name": "folder", "root": str(root)}, "test")
+        create_dataset("folder", root, "test")
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.test: cannot read the size of image .*broken\.png"):
+        build_dataset({"name": "folder", "root": str(root)}, "test", "x.yml")
     # a good header with a truncated body passes start-up, then fails naming the file
     data = (root / "im0.png").read_bytes()
     (root / "broken.png").write_bytes(data[: len(data) // 3])
-    ds = create_dataset({"name": "folder", "root": str(root)}, "test")
+    ds = create_dataset("folder", root, "test")
     with pytest.raises(DataError, match=r"cannot decode image .*broken\.png: the file is empty, truncated or not an image"):
         ds[ds.names.index("broken")]
 
@@ -149,17 +214,20 @@ def test_unreadable_image_names_itself(clean):
 def test_image_smaller_than_patch_is_an_error_or_skipped(clean, caplog):
     root, _ = clean
     write_image(root / "tiny.png", _rand(20, 60))
-    with pytest.raises(DataError, match=r"datasets.train.root: 1 image\(s\) smaller than the patch size 32×32 "
-                                        r"\(H×W\): .*tiny\.png is 20×60.*skip_small: true"):
-        create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "train")
+    with pytest.raises(DataError, match=r"^patch_size: 1 image\(s\) smaller than the patch size 32×32 "
+                                        r"\(H×W\): .*tiny\.png is 20×60.*set skip_small"):
+        create_dataset("synthetic", root, "train", patch_size=32)
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.train\.patch_size: 1 image\(s\) smaller than the "
+                                        r"patch size 32×32 \(H×W\): .*tiny\.png"):
+        build_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "train", "x.yml")
     with caplog.at_level(logging.WARNING):
-        ds = create_dataset({"name": "synthetic", "root": str(root), "patch_size": 32, "skip_small": True}, "train")
+        ds = create_dataset("synthetic", root, "train", patch_size=32, skip_small=True)
     assert "tiny" not in ds.names and len(ds) == 3
     assert any("tiny.png" in r.getMessage() and "20×60" in r.getMessage() for r in caplog.records)
     # test sets take whole images: small ones are fine
-    assert len(create_dataset({"name": "synthetic-test", "root": str(root), "level": 1}, "test")) == 4
-    with pytest.raises(DataError, match="every image in .* is smaller than the patch size 64"):
-        create_dataset({"name": "synthetic", "root": str(root), "patch_size": 64, "skip_small": True}, "val")
+    assert len(create_dataset("synthetic-test", root, "test", level=1)) == 4
+    with pytest.raises(DataError, match="^patch_size: every image in .* is smaller than the patch size 64"):
+        create_dataset("synthetic", root, "val", patch_size=64, skip_small=True)
 
 
 def test_image_conversions_to_8bit_rgb(tmp_path):
@@ -182,7 +250,7 @@ def test_image_conversions_to_8bit_rgb(tmp_path):
     palette = read_image(tmp_path / "palette.png")
     expected = np.asarray(Image.open(tmp_path / "palette.png").convert("RGB"))
     assert palette.shape == (10, 12, 3) and np.array_equal(palette, expected)
-    ds = create_dataset({"name": "folder", "root": str(tmp_path)}, "test")
+    ds = create_dataset("folder", tmp_path, "test")
     assert all(ds[i].shape == (3, 10, 12) for i in range(len(ds)))
 
 
@@ -207,3 +275,15 @@ def test_tiled_crop_equals_the_crop_of_the_full_image(tmp_path):
     for top, left, size in [(0, 0, 8), (5, 6, 8), (9, 7, 8), (22, 32, 8), (3, 3, 20)]:
         crop = read_tiled_crop(tmp_path, "X", (th, tw), top, left, size)
         assert np.array_equal(crop, full[top : top + size, left : left + size])
+
+
+def test_sidd_root_errors_name_the_argument_or_the_key(tmp_path):
+    with pytest.raises(DataError, match=r"^root: SIDD annotation file or blocks folder .*nowhere does not exist"):
+        create_dataset("sidd", tmp_path / "nowhere", "val")
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.val\.root: SIDD annotation file or blocks folder"):
+        build_dataset({"name": "sidd", "root": str(tmp_path / "nowhere")}, "val", "x.yml")
+    (tmp_path / "other.json").write_text('{"format": "something else"}')
+    with pytest.raises(DataError, match=r"^x\.yml: datasets\.val_sidd: .*other\.json is not a SIDD annotation"):
+        build_dataset({"name": "sidd", "root": str(tmp_path / "other.json")}, "val_sidd", "x.yml")
+    with pytest.raises(ArgumentError, match=r"^crops_per_image: expected an integer ≥ 1, got 0"):
+        create_dataset("sidd", tmp_path / "other.json", "train", crops_per_image=0)

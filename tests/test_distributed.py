@@ -1,6 +1,6 @@
 """Two-process DDP training through torchrun on the CPU (gloo): both ranks end with identical
-weights, each rank saw different data, only rank 0 wrote files, and a NaN on one rank skips the
-step on both."""
+weights, each rank saw different data, only rank 0 wrote files, and a NaN on one rank caps the
+step on both, in either loss_cap_mode (skip: nothing updated; zero_grad: both optimizers step)."""
 import json
 import os
 import subprocess
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from dic.checkpoints import load_model, weights_fingerprint
@@ -39,24 +40,26 @@ WRAPPER = textwrap.dedent('''
         tempfile.mkstemp = (lambda real: lambda *a, **k: (writes.append(f"mkstemp {k.get('dir')}")
                             if str(k.get("dir", "")).startswith(run_root) else None) or real(*a, **k))(tempfile.mkstemp)
 
-    import dic.apps.train.loop as tm
+    from dic.apps.train import fit
     from dic.checkpoints import weights_fingerprint
     from dic.config import load_options
+    from dic.data.samplers import SeededItems
+    from dic.losses import RateDistortionLoss
 
     seen = []
-    real_getitem = tm.SeededItems.__getitem__
-    tm.SeededItems.__getitem__ = lambda self, key: (seen.append(int(key[0])), real_getitem(self, key))[1]
-    if rank == 1:  # this rank's first training loss is NaN: both ranks must skip that step
-        real_forward, calls = tm.RateDistortionLoss.forward, []
+    real_getitem = SeededItems.__getitem__
+    SeededItems.__getitem__ = lambda self, key: (seen.append(int(key[0])), real_getitem(self, key))[1]
+    if rank == 1:  # this rank's first training loss is NaN: both ranks must cap that step
+        real_forward, calls = RateDistortionLoss.forward, []
         def nan_once(self, out_net, gt):
             terms = real_forward(self, out_net, gt)
             if not calls:
                 calls.append(1)
                 terms["loss"] = terms["loss"] * float("nan")
             return terms
-        tm.RateDistortionLoss.forward = nan_once
+        RateDistortionLoss.forward = nan_once
 
-    model = tm.fit(load_options(option_file))
+    model = fit(load_options(option_file))
     with builtins.open(os.path.join(results, f"rank{rank}.json"), "w") as f:
         json.dump({"hash": weights_fingerprint(model), "writes": writes, "seen": seen}, f)
 ''')
@@ -70,7 +73,8 @@ def write_images(folder: Path, n: int, seed: int) -> None:
         cv2.imwrite(str(folder / f"im{i}.png"), np.clip(image * 255, 0, 255).astype(np.uint8))
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
+@pytest.mark.parametrize("loss_cap_mode", ["skip", "zero_grad"])
+def test_torchrun_two_processes_gloo(tmp_path, loss_cap_mode):
     data, run_root, results = tmp_path / "data", tmp_path / "run", tmp_path / "results"
     write_images(data / "train", 4, seed=1)
     write_images(data / "val", 1, seed=2)
@@ -83,7 +87,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
             "val": {"root": str(data / "val"), "name": "synthetic", "patch_size": 64},
         },
         "network": {"model": "snr-decomp", "quality": 1, "N": 16, "num_layers": 1, "num_heads": 2, "head_dim": 16},
-        "train": {"mode": "step", "step": {"value": 3, "lr": 1e-3, "val_freq": 2}},
+        "train": {"mode": "step", "step": {"value": 3, "lr": 1e-3, "val_freq": 2}, "loss_cap_mode": loss_cap_mode},
         "path": {"root": str(run_root)},
         "logger": {"print_freq": 1, "save_checkpoint_freq": 2},
     }
@@ -110,7 +114,9 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert weights_fingerprint(load_model(ckpt_dir / "latest.pth")) == rank0["hash"]
     ckpt = load_checkpoint(ckpt_dir / "latest.pth")
     assert ckpt["iter"] == 3 and ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
-    assert ckpt["skipped_steps"] == 1  # rank 1's NaN skipped the step on both ranks
+    assert ckpt["skipped_steps"] == 1  # rank 1's NaN capped the step on both ranks
     log = (run_root / "experiments" / "ddp" / "train.log").read_text()
     assert "2 process(es), 1 image(s) per process" in log and "a bad loss on another rank" in log
+    done = "nothing updated" if loss_cap_mode == "skip" else "main gradients zeroed, both optimizers stepped"
+    assert f"step 1: a bad loss on another rank (loss_cap 100): {done}" in log
     assert list((run_root / "tb_logger" / "ddp").glob("events.out.tfevents.*"))

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 import yaml
+from scipy.io import loadmat
 
 from dic.apps.cli import main as dic_main
 from dic.data import create_dataset
 from dic.data.io import read_image, write_image
-from dic.apps.evaluate.runner import evaluate, main, read_csv
+from dic.apps.evaluate.reports import read_csv
+from dic.apps.evaluate.runner import evaluate, main
 from dic.metrics import psnr
 from dic.checkpoints import save_checkpoint
 from dic.models import create_model
@@ -28,8 +31,6 @@ KEYS = ("psnr", "ms-ssim", "ms-ssim-db", "bpp", "encoding_time", "decoding_time"
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """Two small photographs (≤ 128 px) and two tiny snr-decomp checkpoints (q1, q2)."""
-    import skimage.data
-
     root = tmp_path_factory.mktemp("eval")
     write_image(root / "images" / "astronaut.png", skimage.data.astronaut()[96:192, 128:256])  # 96×128
     write_image(root / "images" / "coffee.png", skimage.data.coffee()[60:160, 200:300])  # 100×100
@@ -79,6 +80,7 @@ def test_report_keys_values_and_csv_agree(workspace):
 
         rows = read_csv(out / f"kodak_level{level}" / "snr-decomp.csv")
         assert len(rows) == 4 and {r["image"] for r in rows} == {"astronaut", "coffee"}
+        assert {r["protocol"] for r in rows} == {"pad"}  # every row records its protocol
         for k, tag in enumerate(report["entries"]):
             mine = [r for r in rows if r["entry"] == tag]
             for key, col in (("psnr", "psnr"), ("ms-ssim", "ms_ssim"), ("bpp", "bpp"),
@@ -89,7 +91,7 @@ def test_report_keys_values_and_csv_agree(workspace):
             assert r["encoding_time"] > 0 and r["decoding_time"] > 0
 
         # the decoded image on disk gives the CSV's PSNR against the same clean image
-        dataset = create_dataset({"name": "synthetic-test", "root": str(workspace / "images"), "level": level}, "test")
+        dataset = create_dataset("synthetic-test", str(workspace / "images"), "test", level=level)
         names = [dataset.image_name(i) for i in range(len(dataset))]
         gt = dataset[names.index("coffee")][0]
         row = next(r for r in rows if r["image"] == "coffee" and r["entry"] == report["entries"][0])
@@ -124,9 +126,6 @@ def test_estimation_and_crop_protocol(workspace):
 def test_sidd_benchmark_submission_layout(workspace):
     """Blocks without ground truth: the decoded blocks go into a cell array N×B with the time
     per megapixel and the bpp beside them; the report holds rate and times only."""
-    import skimage.data
-    from scipy.io import loadmat
-
     img = skimage.data.chelsea()
     scenes = ["0009_001_S6_00800_00350_3200_L", "0010_001_S6_00800_00350_3200_N"]
     for s, scene in enumerate(scenes):

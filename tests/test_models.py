@@ -9,7 +9,7 @@ import pytest
 import torch
 from compressai.models import Cheng2020Anchor
 
-from dic.errors import BitstreamError, CheckpointError, DataError, OptionError
+from dic.errors import ArgumentError, BitstreamError, CheckpointError, DataError
 from dic.metrics import bpp_from_likelihoods, bpp_from_strings, psnr
 from dic.checkpoints import load_checkpoint, load_model, load_pretrained, save_checkpoint, weights_fingerprint
 from dic.models import count_parameters, create_model, crop_to_multiple, model_hparams, pad_to_multiple, shape_only_model, snr_map
@@ -90,7 +90,7 @@ def test_input_checks():
 
 # ------------------------------------------------------------------------------ SNR map
 def reference_snr(image_hwc: np.ndarray) -> np.ndarray:
-    """MODELS.md §3 with OpenCV's blur, one H×W×3 float64 image."""
+    """docs/models.md §3 with OpenCV's blur, one H×W×3 float64 image."""
     blurred = cv2.blur(image_hwc, (5, 5))
     grey = lambda v: 0.299 * v[..., 0] + 0.587 * v[..., 1] + 0.114 * v[..., 2]
     noise = np.abs(grey(image_hwc) - grey(blurred))
@@ -318,17 +318,35 @@ def test_padding_and_official_crop():
 
 
 # ------------------------------------------------------------------------------ factory
-def test_create_model_options():
-    with pytest.raises(OptionError, match=r"network\.num_layer\b.*did you mean 'num_layers'"):
+def test_create_model_arguments():
+    """The library names the argument it refuses (config.build turns it into file and key)."""
+    with pytest.raises(ArgumentError, match=r"^num_layer: unknown hyper-parameter for model 'snr-decomp' "
+                                            r"\(did you mean 'num_layers'\?\); its hyper-parameters: quality, N, "):
         create_model("snr-decomp", num_layer=2)
-    with pytest.raises(OptionError, match=r"network\.model.*did you mean 'snr-decomp'"):
+    with pytest.raises(ArgumentError, match=r"^name: unknown model 'snr-decom' \(did you mean 'snr-decomp'\?\); "
+                                            r"registered models: cheng2020-anchor, multiscale-decomp, snr-decomp"):
         create_model("snr-decom")
-    with pytest.raises(OptionError, match=r"network\.quality"):
+    with pytest.raises(ArgumentError, match=r"^quality: expected an integer 1–6, got 7$"):
         create_model("cheng2020-anchor", quality=7)
-    with pytest.raises(OptionError, match=r"network\.local_blocks"):
+    with pytest.raises(ArgumentError, match=r"^local_blocks: expected two non-negative integers \[stage 1, stage 2\], "
+                                            r"got \[2\]$"):
         create_model("snr-decomp", N=16, local_blocks=[2])
-    with pytest.raises(OptionError, match=r"network\.N"):
+    with pytest.raises(ArgumentError, match=r"^N: snr-decomp needs an even width, got 15$"):
         create_model("snr-decomp", N=15)
+    with pytest.raises(ValueError, match=r"^N: expected a positive integer, got -4$"):  # a ValueError too
+        create_model("multiscale-decomp", N=-4)
+
+
+def test_checkpoint_whose_hyper_parameters_build_no_model(tmp_path):
+    """load_model turns the model's refusal into a CheckpointError naming the file."""
+    path = tmp_path / "tiny.pth"
+    save_checkpoint(path, create_model("cheng2020-anchor", N=8))
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["hparams"]["N"] = -4
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"tiny\.pth: its hyper-parameters do not build a model: "
+                                              r"N: expected a positive integer, got -4"):
+        load_model(path)
     assert shape_only_model("multiscale-decomp", quality=2).N == 128
     assert shape_only_model("multiscale-decomp", quality=4).N == 192
     assert shape_only_model("multiscale-decomp").hparams == {"quality": 6, "N": 192}
@@ -345,7 +363,7 @@ def test_parameter_counts_match_models_md():
     assert count_parameters("cheng2020-anchor", quality=6) == sum(
         p.numel() for p in shape_only_model("cheng2020-anchor", quality=6).parameters()
     )
-    # the token size at N=192 is 16·96 = 1536 (MODELS.md)
+    # the token size at N=192 is 16·96 = 1536 (docs/models.md)
     model = shape_only_model("snr-decomp", quality=6)
     assert model.snr_block_1.transformer.layer_stack[0].slf_attn.w_qs.weight.shape == (768, 1536)
 
@@ -459,5 +477,5 @@ def test_pretrained_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(compressai.zoo, "cheng2020_anchor", offline)
     with pytest.raises(CheckpointError, match="could not fetch CompressAI's cheng2020-anchor weights.*unreachable"):
         load_pretrained(create_model("multiscale-decomp", quality=6, N=16), "compressai")
-    with pytest.raises(CheckpointError, match="needs network.quality"):
+    with pytest.raises(CheckpointError, match="need the model.s quality"):
         load_pretrained(create_model("cheng2020-anchor", N=16), True)

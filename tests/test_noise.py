@@ -16,7 +16,7 @@ from dic.data.noise import (
     sample_noise_params,
     srgb_to_linear,
 )
-from dic.errors import OptionError
+from dic.errors import ArgumentError
 
 
 def _gen(seed):
@@ -30,8 +30,8 @@ def test_levels_are_the_published_table():
         3: (0.03615925, 0.11960187**2),
         4: (0.08316627, 0.18138522**2),
     }
-    with pytest.raises(OptionError, match=r"datasets.test.level: noise level must be one of 1, 2, 3, 4, got 5"):
-        level_params(5, "datasets.test.level")
+    with pytest.raises(ArgumentError, match=r"^level: noise level must be one of 1, 2, 3, 4, got 5"):
+        level_params(5)
 
 
 @pytest.mark.parametrize("level", [1, 2, 3, 4])
@@ -152,15 +152,15 @@ def _collect(ds, workers, seed=None, batch_size=2):
 
 
 def test_val_and_test_noise_same_for_any_run_and_worker_count(image_folder):
-    for opt, phase, batch in (({"name": "synthetic", "patch_size": 32}, "val", 2), ({"name": "synthetic-test", "level": 3}, "test", 1)):
-        ds = create_dataset(dict(opt, root=str(image_folder)), phase)
-        a = _collect(ds, 0, seed=1, batch_size=batch)
-        b = _collect(create_dataset(ds.opt, phase), 2, seed=2, batch_size=batch)  # global seed irrelevant
+    for name, mode, kwargs, batch in (("synthetic", "val", {"patch_size": 32}, 2),
+                                      ("synthetic-test", "test", {"level": 3}, 1)):
+        a = _collect(create_dataset(name, image_folder, mode, **kwargs), 0, seed=1, batch_size=batch)
+        b = _collect(create_dataset(name, image_folder, mode, **kwargs), 2, seed=2, batch_size=batch)  # any seed
         assert len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_validation_seeds_by_index_and_cycles_levels(image_folder):
-    ds = create_dataset({"name": "synthetic", "root": str(image_folder), "patch_size": 32}, "val")
+    ds = create_dataset("synthetic", image_folder, "val", patch_size=32)
     for i in range(len(ds)):
         (params, gen) = ds.noise_params(i)
         assert params == LEVELS[i % 4 + 1]
@@ -169,7 +169,7 @@ def test_validation_seeds_by_index_and_cycles_levels(image_folder):
 
 
 def test_training_reproducible_given_the_global_seed(image_folder):
-    ds = create_dataset({"name": "synthetic", "root": str(image_folder), "patch_size": 32}, "train")
+    ds = create_dataset("synthetic", image_folder, "train", patch_size=32)
     a = _collect(ds, 2, seed=123)
     b = _collect(ds, 2, seed=123)
     c = _collect(ds, 2, seed=124)

@@ -7,8 +7,11 @@ import pytest
 import yaml
 
 from dic.errors import OptionError
-from dic.config.build import build_model
-from dic.config import describe, load_options, check_data_roots, save_options
+from dic.config.build import build_model, model_kwargs
+from dic.config import describe, load_options, check_data_roots, save_options, validate_section
+from dic.config.options import NETWORK
+from dic.models import model_hparams
+from dic.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -294,3 +297,54 @@ def test_bad_model_hyper_parameter_value_names_file_and_key(tmp_path):
     opt = load_options(path)
     with pytest.raises(OptionError, match=r"bad\.yml: network\.N: expected a positive integer, got -4"):
         build_model(opt.network, opt.path.option_file)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("N", 15, "network.N: snr-decomp needs an even width, got 15"),
+    ("local_blocks", [2], r"network.local_blocks: expected two non-negative integers \[stage 1, stage 2\], got \[2\]"),
+    ("num_heads", 0, "network.num_heads: expected a positive integer, got 0"),
+])
+def test_refused_model_values_name_file_and_key(tmp_path, key, value, message):
+    raw = official(tmp_path)
+    raw["network"].update(model="snr-decomp", pretrained=False, **{key: value})
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(raw))
+    opt = load_options(path)
+    with pytest.raises(OptionError, match="^" + str(path).replace(".", r"\.") + ": " + message):
+        build_model(opt.network, opt.path.option_file)
+
+
+def test_build_model_from_a_bare_section():
+    """build_model checks a section it is handed against the schema and names the key of any
+    value the model refuses (here an unknown hyper-parameter the loader would have caught)."""
+    model = build_model({"model": "multiscale-decomp", "N": 16}, "x.yml")
+    assert model.hparams == {"quality": None, "N": 16}
+    with pytest.raises(OptionError, match=r"^x\.yml: network\.num_layer: unknown hyper-parameter for model "
+                                          r"'snr-decomp' \(did you mean 'num_layers'\?\)"):
+        build_model({"model": "snr-decomp", "num_layer": 2}, "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: network\.model: unknown model 'snr-decom'"):
+        build_model({"model": "snr-decom"}, "x.yml")
+    with pytest.raises(OptionError, match=r"^x\.yml: network\.quality: got 9, expected an integer in 1\.\.6"):
+        build_model({"model": "snr-decomp", "quality": 9}, "x.yml")
+
+
+def test_validate_section_fills_schema_defaults():
+    section = validate_section({"name": "synthetic", "root": "data/x"}, "datasets.train_small", "x.yml")
+    assert section.patch_size == 256 and section.use_shuffle is True and section.level is None
+    network = validate_section({"model": "snr-decomp", "N": 64}, "network", "x.yml")
+    assert network.criterions.criterion_fea == "l1" and network.lambdas.lambda_fea == 3.0
+    assert model_kwargs(network) == {"N": 64}
+    with pytest.raises(OptionError, match=r"^x\.yml: datasets\.val\.root: missing"):
+        validate_section({"name": "synthetic"}, "datasets.val", "x.yml")
+
+
+def test_model_defaults_agree_with_the_schema():
+    """quality is both a fixed network key and every model's argument: one default."""
+    for name in MODELS.names():
+        assert model_hparams(name)["quality"] == NETWORK["quality"].default, name
+
+
+def test_empty_level_list_is_named(tmp_path):
+    raw = yaml.safe_load(OFFICIAL_TEST.format(root=tmp_path))
+    raw["datasets"]["kodak_level1"]["level"] = []
+    assert "bad.yml: datasets.kodak_level1.level: an empty list" in error_of(tmp_path, raw, is_train=False)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from dic.data import create_dataset, read_image, write_image
 from dic.data.sidd import CAMERA_GEOMETRY, tile_path
-from dic.errors import DataError
+from dic.errors import ArgumentError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["flicker_process", "sidd_block", "sidd_tile_annotations", "prepare_samples"]
@@ -76,9 +76,9 @@ def test_flicker_process_filters_sorts_splits_and_is_idempotent(flicker, capsys,
     before = _mtimes(top / "train")
     assert _run("flicker_process", *args) == 0
     assert "nothing to do" in capsys.readouterr().out and _mtimes(top / "train") == before
-    ds = create_dataset({"name": "synthetic", "root": str(top), "patch_size": 256}, "train")
+    ds = create_dataset("synthetic", top, "train", patch_size=256)
     assert len(ds) == 8 and ds[0][0].shape == (3, 256, 256)
-    assert len(create_dataset({"name": "synthetic", "root": str(top), "patch_size": 256}, "val")) == 1
+    assert len(create_dataset("synthetic", top, "val", patch_size=256)) == 1
 
 
 @pytest.mark.parametrize("n, n_train", [
@@ -150,7 +150,7 @@ def test_sidd_block_writes_blocks_and_is_idempotent(sidd_zips, capsys):
     assert _run("sidd_block", *args) == 0
     assert "nothing to do" in capsys.readouterr().out and _mtimes(blocks) == before
     # the blocks folder reads directly as a data set too
-    ds = create_dataset({"name": "sidd", "root": str(blocks / "SIDD_Validation")}, "val")
+    ds = create_dataset("sidd", blocks / "SIDD_Validation", "val")
     assert ds.has_gt and len(ds) == N_IMG * N_BLK and ds.image_name(4) == "0011_01"
 
 
@@ -241,8 +241,7 @@ def test_sidd_pipeline_end_to_end(sidd_medium, capsys):
     assert (_mtimes(sidd / "SIDD_Medium_Srgb_Tiles") | _mtimes(ann)) == before
 
     # train loader: random crops read from the tiles equal crops of the original images
-    ds = create_dataset({"name": "sidd", "root": str(ann / "sidd_medium_srgb_train.json"),
-                         "patch_size": 12, "crops_per_image": 3}, "train")
+    ds = create_dataset("sidd", ann / "sidd_medium_srgb_train.json", "train", patch_size=12, crops_per_image=3)
     assert len(ds) == 30 and ds.has_gt and ds.image_name(4) == "0001_011"
     for index in (0, 4, 17, 29):
         entry = train["entries"][index // 3]
@@ -256,17 +255,17 @@ def test_sidd_pipeline_end_to_end(sidd_medium, capsys):
             assert np.array_equal((item.permute(1, 2, 0) * 255).round().byte().numpy(), ref)
 
     # val: noisy + ground truth blocks; test: noisy blocks only
-    val = create_dataset({"name": "sidd", "root": str(ann / "sidd_medium_srgb_val.json")}, "val")
+    val = create_dataset("sidd", ann / "sidd_medium_srgb_val.json", "val")
     gt, noisy = val[N_BLK + 1]
     assert np.array_equal((gt.permute(1, 2, 0) * 255).round().byte().numpy(), arrays["ValidationGtBlocksSrgb"][1, 1])
     assert np.array_equal((noisy.permute(1, 2, 0) * 255).round().byte().numpy(), arrays["ValidationNoisyBlocksSrgb"][1, 1])
-    test = create_dataset({"name": "sidd", "root": str(ann / "sidd_medium_srgb_test.json")}, "test_sidd")
+    test = create_dataset("sidd", ann / "sidd_medium_srgb_test.json", "test")
     assert not test.has_gt and len(test) == N_IMG * N_BLK and test.block_index(5) == (1, 2)
     item = test[5]
     assert isinstance(item, torch.Tensor)
     assert np.array_equal((item.permute(1, 2, 0) * 255).round().byte().numpy(), arrays["BenchmarkNoisyBlocksSrgb"][1, 2])
-    with pytest.raises(Exception, match="has no ground truth, so it cannot train"):
-        create_dataset({"name": "sidd", "root": str(ann / "sidd_medium_srgb_test.json")}, "train")
+    with pytest.raises(ArgumentError, match="^root: .*sidd_medium_srgb_test.json has no ground truth, so it cannot train"):
+        create_dataset("sidd", ann / "sidd_medium_srgb_test.json", "train")
 
 
 def test_sidd_tiles_size_mismatch_names_the_file(sidd_medium, capsys):
@@ -311,8 +310,7 @@ def test_sidd_missing_tile_is_named(sidd_medium):
     missing = tile_path(sidd / "SIDD_Medium_Srgb_Tiles" / scene, "0002_GT_SRGB_010", 1, 2)
     missing.unlink()
     with pytest.raises(DataError, match=rf"SIDD tile .*{missing.name} is missing; run scripts/sidd_tile_annotations.py"):
-        create_dataset({"name": "sidd", "root": str(sidd / "annotations" / "sidd_medium_srgb_train.json"),
-                        "patch_size": 12}, "train")
+        create_dataset("sidd", sidd / "annotations" / "sidd_medium_srgb_train.json", "train", patch_size=12)
 
 
 # ---- samples --------------------------------------------------------------------------------
@@ -332,6 +330,6 @@ def test_prepare_samples_real_photographs(tmp_path, capsys):
     before = _mtimes(out)
     assert _run("prepare_samples", "--out", out) == 0
     assert "nothing to do" in capsys.readouterr().out and _mtimes(out) == before
-    ds = create_dataset({"name": "synthetic", "root": str(out), "patch_size": 128}, "train")
+    ds = create_dataset("synthetic", out, "train", patch_size=128)
     assert ds.names == ["astronaut", "coffee", "hubble_deep_field", "motorcycle_left"]
     assert ds[0][0].shape == (3, 128, 128)

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
+from scipy.interpolate import pchip_interpolate
 
 from dic.apps.cli import main as dic_main
-from dic.apps.evaluate.rd import bd_psnr, bd_rate, curve, load_report, plot_reports
+from dic.apps.evaluate.rd import bd_between, bd_psnr, bd_rate, curve, load_report, plot_reports
 from dic.errors import DicError
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8])
@@ -50,8 +52,6 @@ def test_two_point_curves_match_hand_computation():
 def test_piecewise_cubic_matches_sampled_reference():
     """The exact PCHIP integral agrees with the sampled (trapezoid over 100 points) form of
     the common reference implementations."""
-    from scipy.interpolate import pchip_interpolate
-
     r2, d2 = np.array([0.09, 0.21, 0.35, 0.9]), np.array([28.3, 30.1, 32.9, 34.5])
     lo, hi = max(PSNRS.min(), d2.min()), min(PSNRS.max(), d2.max())
     samples = np.linspace(lo, hi, 100)
@@ -102,8 +102,6 @@ def test_plot_writes_png(tmp_path, capsys):
     assert dic_main(["plot", str(a), str(b), "-o", str(out), "--metric", "ms-ssim-db"]) == 0
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    from PIL import Image
-
     assert Image.open(out).size[0] >= 600
     assert not [p for p in out.parent.iterdir() if p.name != "rd.png"]  # no temp files left
     ax = plot_reports([a, b])
@@ -126,3 +124,30 @@ def test_bdrate_on_a_non_monotone_curve_names_the_files(tmp_path, capsys):
     assert dic_main(["bdrate", str(a), str(b)]) == 2
     err = capsys.readouterr().err
     assert "curve B: quality must rise strictly with rate" in err and f"B = {b}" in err
+
+
+def test_bdrate_refuses_mixed_protocols_unless_allowed(tmp_path, capsys):
+    """Figures of different test protocols are not comparable: an error naming both files and
+    protocols, unless --allow-mixed-protocols; a report without the field counts as pad."""
+    a = write_report(tmp_path / "a.json", "anchor", RATES, PSNRS)
+    official = tmp_path / "official.json"
+    official.write_text(json.dumps({"name": "ours", "protocol": "official",
+                                    "results": {"bpp": list(0.9 * RATES), "psnr": list(PSNRS)}}))
+    assert dic_main(["bdrate", str(a), str(official)]) == 2
+    err = capsys.readouterr().err
+    assert f"{a} (protocol 'pad', no 'protocol' field: treated as 'pad')" in err
+    assert f"{official} (protocol 'official')" in err and "--allow-mixed-protocols" in err
+
+    assert dic_main(["bdrate", str(a), str(official), "--allow-mixed-protocols"]) == 0
+    captured = capsys.readouterr()
+    assert "BD-rate -10.00 %" in captured.out and "different test protocols" in captured.err
+
+    padded = tmp_path / "pad.json"
+    padded.write_text(json.dumps({"name": "ours", "protocol": "pad",
+                                  "results": {"bpp": list(0.9 * RATES), "psnr": list(PSNRS)}}))
+    assert dic_main(["bdrate", str(a), str(padded)]) == 0  # missing field = pad
+    assert "BD-rate -10.00 %" in capsys.readouterr().out
+    with pytest.raises(DicError, match="different test protocols"):
+        bd_between(load_report(official), load_report(padded))
+    assert bd_between(load_report(official), load_report(padded), allow_mixed_protocols=True)["bd_rate"] \
+        == pytest.approx(0.0, abs=1e-9)

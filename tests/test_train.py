@@ -1,6 +1,10 @@
 """Training on the CPU with a tiny SNR model: a falling loss, checkpoints that load, exact
-kill-and-resume in step and epoch mode, skipped bad steps, archived old runs, schedules, the CLI."""
+kill-and-resume in step and epoch mode, capped bad steps (skip and zero_grad), archived old runs,
+schedules, the CLI."""
+import copy
+import importlib.util
 import math
+import random
 from pathlib import Path
 
 import cv2
@@ -10,14 +14,19 @@ import torch
 import yaml
 
 import dic.apps.train.loop as train_mod
+from dic.apps.cli import main as dic_main
+from dic.apps.train.loop import epoch_batches, fit, train_step
 from dic.apps.train.schedule import create_schedulers, step_plateau, step_time, warmup_multistep
+from dic.apps.train.setup import resume_path, setup, split_batch, teardown
 from dic.apps.train.state import capture_rng, restore_rng
-from dic.apps.train.loop import ItemSeeds, SeededItems, fit, per_rank_batch, resume_path, setup, teardown, train_step
-from dic.errors import OptionError
-from dic.losses import LAMBDAS
-from dic.checkpoints import load_model, weights_fingerprint
-from dic.checkpoints import load_checkpoint
+from dic.apps.train.step import keep_fp32, loss_in_range, parameters
+from dic.checkpoints import load_checkpoint, load_model, weights_fingerprint
 from dic.config import load_options
+from dic.data import create_dataset
+from dic.data.samplers import ItemSeeds, SeededItems, per_rank_batch
+from dic.errors import ArgumentError, OptionError
+from dic.losses import LAMBDAS, RateDistortionLoss
+from dic.models import apply_context_masks, create_model
 
 TINY_NET = {"model": "snr-decomp", "quality": 1, "N": 16, "num_layers": 1, "num_heads": 2, "head_dim": 16}
 
@@ -73,11 +82,12 @@ def test_loss_is_finite_and_falls_on_a_fixed_batch(tmp_path, data):
     opt = options(tmp_path, data, "fixed", "train.step.lr=0.002")
     run = setup(opt)
     try:
-        gt, noisy = next(iter(train_mod.epoch_batches(run)))
+        gt, noisy = next(iter(epoch_batches(run)))
         losses = []
         for _ in range(12):
-            terms = train_step(run, gt, noisy)
-            assert terms is not None
+            result = train_step(run, gt, noisy)
+            assert not result.capped
+            terms = result.terms
             assert all(math.isfinite(float(v)) for v in terms.values())
             losses.append(float(terms["loss"]))
     finally:
@@ -121,17 +131,23 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("mode, value, stop_after, extra, extra_on_resume", [
-    ("step", 5, 3, "datasets.train.n_workers=2", "datasets.train.n_workers=2"),
-    ("epoch", 2, 3, "datasets.train.n_workers=0", "manual_seed=null"),
-], ids=["step-mid-epoch-with-workers", "epoch-boundary-seed-from-checkpoint"])
+# the tiny run's first losses are about 34.5 and 38.2 (then 26-42): a cap of 35 caps some steps, not all
+ZERO_GRAD_CAP = ("train.loss_cap_mode=zero_grad", "train.loss_cap=35")
+
+
+@pytest.mark.parametrize("mode, value, stop_after, extra, extra_on_resume, common", [
+    ("step", 5, 3, "datasets.train.n_workers=2", "datasets.train.n_workers=2", ()),
+    ("epoch", 2, 3, "datasets.train.n_workers=0", "manual_seed=null", ()),
+    ("step", 5, 3, "datasets.train.n_workers=0", "datasets.train.n_workers=0", ZERO_GRAD_CAP),
+], ids=["step-mid-epoch-with-workers", "epoch-boundary-seed-from-checkpoint", "step-zero-grad-capped-steps"])
 def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode, value, stop_after, extra,
-                                              extra_on_resume):
+                                              extra_on_resume, common):
     """Step mode stops mid-epoch (latest.pth every step) and runs with 2 loader workers against a
     reference without; epoch mode stops inside epoch 2, resumes from the end of epoch 1, and must
-    keep the checkpoint's seed when the options no longer give one. Both must end bit-identical
-    to the run that never stopped."""
-    reference = fit(options(tmp_path / "a", data, "r", mode=mode, value=value))
+    keep the checkpoint's seed when the options no longer give one; the third run caps some of
+    its steps with loss_cap_mode zero_grad. All must end bit-identical to the run that never
+    stopped."""
+    reference = fit(options(tmp_path / "a", data, "r", *common, mode=mode, value=value))
 
     real_step, calls = train_mod.train_step, []
 
@@ -143,9 +159,9 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode,
 
     monkeypatch.setattr(train_mod, "train_step", dying_step)
     with pytest.raises(Interrupt):
-        fit(options(tmp_path / "b", data, "r", extra, mode=mode, value=value))
+        fit(options(tmp_path / "b", data, "r", extra, *common, mode=mode, value=value))
     monkeypatch.setattr(train_mod, "train_step", real_step)
-    resumed = fit(options(tmp_path / "b", data, "r", extra_on_resume, mode=mode, value=value))  # resume: auto
+    resumed = fit(options(tmp_path / "b", data, "r", extra_on_resume, *common, mode=mode, value=value))  # resume: auto
 
     assert_same_weights(state_of(reference), state_of(resumed))
     a = load_checkpoint(tmp_path / "a" / "experiments" / "r" / "checkpoints" / "latest.pth")
@@ -154,37 +170,105 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode,
         for pid, st in a[key]["state"].items():
             assert all(torch.equal(st[k], b[key]["state"][pid][k]) for k in st)
     assert (a["iter"], a["epoch"], a["loss"]) == (b["iter"], b["epoch"], b["loss"])
+    assert a["skipped_steps"] == b["skipped_steps"]
     log = (tmp_path / "b" / "experiments" / "r" / "train.log").read_text()
     assert "resumed from" in log
+    if common:  # some steps, not all, were capped, with their optimizer steps
+        assert 0 < a["skipped_steps"] < value
+        assert "main gradients zeroed, both optimizers stepped" in log
+
+
+def test_loss_cap_range():
+    """A loss may train when it lies in [0, loss_cap): NaN, infinities, negatives and the cap itself are capped."""
+    assert loss_in_range(0.0, 100.0) and loss_in_range(99.999, 100.0)
+    for bad in (100.0, 1e9, -1e-9, float("nan"), float("inf"), float("-inf")):
+        assert not loss_in_range(bad, 100.0), bad
 
 
 def test_bad_loss_step_updates_nothing(tmp_path, data):
     opt = options(tmp_path, data, "nan")
     run = setup(opt)
     try:
-        gt, noisy = next(iter(train_mod.epoch_batches(run)))
+        assert run.stepper.loss_cap_mode == "skip"  # the default
+        gt, noisy = next(iter(epoch_batches(run)))
         before = state_of(run.model)
-        assert train_step(run, gt, noisy.clone().fill_(float("nan"))) is None  # NaN pixels → NaN loss
-        assert run.state.skipped_steps == 1
+        assert train_step(run, gt, noisy.clone().fill_(float("nan"))).capped  # NaN pixels → NaN loss
+        assert run.state.capped_steps == 1
         assert_same_weights(before, state_of(run.model))
-        assert not run.optimizer.state and not run.aux_optimizer.state  # Adam never stepped
+        assert not run.optim.optimizer.state and not run.optim.aux_optimizer.state  # Adam never stepped
 
-        run.opt.train.loss_cap = 1e-3  # a finite loss above the cap is skipped too
-        assert train_step(run, gt, noisy) is None and run.state.skipped_steps == 2
+        run.stepper.loss_cap = 1e-3  # a finite loss above the cap is skipped too
+        assert train_step(run, gt, noisy).capped and run.state.capped_steps == 2
         assert_same_weights(before, state_of(run.model))
 
-        run.opt.train.loss_cap = 100.0  # a good step then trains, and the weights stay finite
-        assert train_step(run, gt, noisy) is not None
+        run.stepper.loss_cap = 100.0  # a good step then trains, and the weights stay finite
+        assert not train_step(run, gt, noisy).capped
         after = state_of(run.model)
         assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
         assert any(not torch.equal(before[k], after[k]) for k in before)
+
+        # once Adam has moments, a capped step still changes neither the weights nor its state
+        optimizer_states = copy.deepcopy((run.optim.optimizer.state_dict(), run.optim.aux_optimizer.state_dict()))
+        run.stepper.loss_cap = 1e-3
+        assert train_step(run, gt, noisy).capped and run.state.capped_steps == 3
+        assert_same_weights(after, state_of(run.model))
+        assert_same_optimizer_states(optimizer_states[0], run.optim.optimizer.state_dict())
+        assert_same_optimizer_states(optimizer_states[1], run.optim.aux_optimizer.state_dict())
+    finally:
+        teardown(run)
+
+
+def assert_same_optimizer_states(a: dict, b: dict) -> None:
+    assert a["state"].keys() == b["state"].keys() and a["state"]
+    for pid, st in a["state"].items():
+        assert all(torch.equal(st[k], b["state"][pid][k]) for k in st), pid
+
+
+@pytest.mark.parametrize("bad", ["nan", "above-cap"])
+def test_zero_grad_capped_step_steps_adam_on_zero_gradients(tmp_path, data, bad):
+    """loss_cap_mode zero_grad (the releases): a capped step zeroes the main gradients yet steps
+    the main Adam, which moves the weights on its moments alone; the auxiliary loss trains the
+    quantiles as usual. Checked against a copy of the model and optimizers stepped by hand."""
+    run = setup(options(tmp_path, data, "zerograd", "train.loss_cap_mode=zero_grad"))
+    try:
+        gt, noisy = next(iter(epoch_batches(run)))
+        assert not train_step(run, gt, noisy).capped  # Adam has moments from here on
+        before = state_of(run.model)
+        model, optimizer, aux_optimizer = copy.deepcopy((run.model, run.optim.optimizer, run.optim.aux_optimizer))
+        if bad == "nan":
+            noisy = noisy.clone().fill_(float("nan"))
+        else:
+            run.stepper.loss_cap = 1e-3
+        result = train_step(run, gt, noisy)
+        assert result.capped and run.state.capped_steps == 1
+        assert (not math.isfinite(result.loss)) if bad == "nan" else result.loss >= 1e-3
+        main = parameters(run.optim.optimizer)
+        assert all(p.grad is not None and not p.grad.any() for p in main)  # zeroed, not absent
+
+        # by hand: the aux loss's gradients (taken, as every step does, before anything moves),
+        # Adam on zero main gradients, the auxiliary Adam, the context masks
+        aux_optimizer.zero_grad()
+        model.aux_loss().backward()
+        for p in parameters(optimizer):
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        aux_optimizer.step()
+        apply_context_masks(model)
+        after = state_of(run.model)
+        assert_same_weights(state_of(model), after)
+        assert_same_optimizer_states(optimizer.state_dict(), run.optim.optimizer.state_dict())
+        assert_same_optimizer_states(aux_optimizer.state_dict(), run.optim.aux_optimizer.state_dict())
+        moved = [k for k in before if not torch.equal(before[k], after[k])]
+        assert any(k.endswith(".quantiles") for k in moved)  # the auxiliary step ran
+        assert sum(not k.endswith(".quantiles") for k in moved) > 10  # Adam's moments moved the main weights
+        assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
     finally:
         teardown(run)
 
 
 def test_skipped_step_is_counted_and_logged_by_the_loop(tmp_path, data, monkeypatch):
     opt = options(tmp_path, data, "skiplog", value=2)
-    real_criterion_forward = train_mod.RateDistortionLoss.forward
+    real_criterion_forward = RateDistortionLoss.forward
     calls = []
 
     def nan_once(self, out_net, gt):  # the first training step's loss is NaN
@@ -194,19 +278,18 @@ def test_skipped_step_is_counted_and_logged_by_the_loop(tmp_path, data, monkeypa
             terms["loss"] = terms["loss"] * float("nan")
         return terms
 
-    monkeypatch.setattr(train_mod.RateDistortionLoss, "forward", nan_once)
+    monkeypatch.setattr(RateDistortionLoss, "forward", nan_once)
     model = fit(opt)
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
     assert load_checkpoint(tmp_path / "experiments" / "skiplog" / "checkpoints" / "latest.pth")["skipped_steps"] == 1
     assert "step 1: loss nan (loss_cap 100): nothing updated" in (
         tmp_path / "experiments" / "skiplog" / "train.log").read_text()
+    assert "1 step(s) capped (skip)" in (tmp_path / "experiments" / "skiplog" / "train.log").read_text()
 
 
 # ------------------------------------------------------------------------------------------------
 def test_item_seeds_make_items_independent_of_global_rng(data):
-    from dic.data import create_dataset
-
-    dataset = SeededItems(create_dataset({"root": str(data / "train"), "name": "synthetic", "patch_size": 32}, "train"))
+    dataset = SeededItems(create_dataset("synthetic", data / "train", "train", patch_size=32))
     torch.manual_seed(1)
     a = dataset[(0, 123)]
     torch.manual_seed(2)
@@ -236,8 +319,10 @@ def test_resume_path_and_batch_split(tmp_path, data):
     assert resume_path(options(tmp_path, data, "paths", "path.checkpoint=/x/y.pth")) == "/x/y.pth"
     with pytest.raises(OptionError, match="name different checkpoints"):
         resume_path(options(tmp_path, data, "paths", "path.checkpoint=/x/y.pth", "path.resume=/x/z.pth"))
-    assert per_rank_batch(16, 4) == 4
+    assert per_rank_batch(16, 4) == 4 and split_batch(16, 4) == 4
     with pytest.raises(OptionError, match="batch_size: 6 does not split over 4 processes"):
+        split_batch(6, 4)
+    with pytest.raises(ArgumentError, match="^batch_size: 6 does not split over 4 processes"):  # the library's
         per_rank_batch(6, 4)
 
 
@@ -251,8 +336,6 @@ def test_missing_resume_checkpoint_is_a_clear_error(tmp_path, data, capsys):
 
 
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
-    from dic.apps.cli import main as dic_main
-
     assert train_mod.main(["-opt", str(tmp_path / "nope.yml")]) == 2
     assert "option file not found" in capsys.readouterr().err
     assert dic_main(["train", "-opt", str(tmp_path / "nope.yml")]) == 2
@@ -262,7 +345,7 @@ def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
 def lrs(scheme, counts, **kw):
     p = torch.nn.Parameter(torch.zeros(1))
     main, aux = torch.optim.Adam([p], lr=1.0), torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    s, sa = create_schedulers({"lr_scheme": scheme, **kw}, main, aux)
+    s, sa = create_schedulers(main, aux, lr_scheme=scheme, **kw)
     out = []
     for _ in range(counts):
         out.append((main.param_groups[0]["lr"], aux.param_groups[0]["lr"]))
@@ -286,7 +369,7 @@ def test_schedules():
     assert warmup_multistep(0, [], 0.1)(100) == 1.0
 
     main, aux = torch.optim.Adam([p], lr=1.0), torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    s, sa = create_schedulers({"lr_scheme": "ReduceLROnPlateau", "gamma": 0.5, "patience": 1}, main, aux)
+    s, sa = create_schedulers(main, aux, lr_scheme="ReduceLROnPlateau", gamma=0.5, patience=1)
     for metric in (1.0, 1.0, 1.0):
         step_time(s, sa)  # count steps leave the plateau schedule alone
         step_plateau(metric, s, sa)
@@ -294,8 +377,6 @@ def test_schedules():
 
 
 def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
-    import random
-
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     np.random.normal()  # a cached Gaussian in NumPy's state
     state = capture_rng()
@@ -310,10 +391,10 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
 
 def test_entropy_model_stays_float32_under_autocast():
     """train.amp runs on CUDA only; the fp32 guard of the entropy model is checked with CPU autocast."""
-    from dic.models import create_model
-
     model = create_model(TINY_NET["model"], **{k: v for k, v in TINY_NET.items() if k != "model"})
-    train_mod.keep_fp32(model, "cpu")
+    keep_fp32(model, "cpu")
+    keep_fp32(model, "cpu")  # a second call (TrainStep applies it too) does not wrap twice
+    assert not getattr(model.entropy_parameters.forward.__wrapped__, "keeps_fp32", False)
     seen = {}
     model.entropy_parameters.register_forward_hook(lambda m, i, o: seen.update(params=o.dtype))
     model.g_s.register_forward_hook(lambda m, i, o: seen.update(g_s=o.dtype))
@@ -324,8 +405,6 @@ def test_entropy_model_stays_float32_under_autocast():
 
 
 def test_example_option_files_load_and_match_their_generator(tmp_path):
-    import importlib.util
-
     repo = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("make_train_configs", repo / "scripts" / "make_train_configs.py")
     script = importlib.util.module_from_spec(spec)

@@ -14,11 +14,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
 
-from .errors import OptionError
+from .errors import ArgumentError
 from .metrics import _pad_for_msssim, bpp_from_likelihoods
-from .registry import LOSSES, register_loss
+from .registry import Registry
 
-#: λ by quality level 1–6 for each distortion metric (CompressAI's standard table, MODELS.md).
+LOSSES = Registry("loss")
+register_loss = LOSSES.register
+
+#: λ by quality level 1–6 for each distortion metric (CompressAI's standard table, docs/models.md).
 LAMBDAS = {
     "mse": (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483),
     "ms-ssim": (2.40, 4.58, 8.73, 16.64, 31.73, 60.50),
@@ -63,19 +66,19 @@ class MSSSIMLoss(nn.Module):
         return 1.0 - ms_ssim(prediction, target, data_range=1.0, size_average=True)
 
 
-def create_loss(name: str, key: str = "") -> nn.Module:
-    """An instance of the loss registered as ``name``; OptionError naming ``key`` otherwise."""
-    return LOSSES.get(name, key=key)()
+def create_loss(name: str, argument: str = "name") -> nn.Module:
+    """An instance of the loss registered as ``name``; an ArgumentError about ``argument`` (the
+    caller's parameter that held the name) otherwise."""
+    return LOSSES.get(name, argument=argument)()
 
 
 def default_lambda(metric: str, quality: Optional[int]) -> float:
     """λ of the standard table for ``metric`` at ``quality`` (1–6)."""
     if metric not in LAMBDAS:
-        raise OptionError(f"network.criterions.criterion_metric: no λ table for {metric!r}; "
-                          f"set network.lambdas.lambda_metric")
-    if quality is None or not 1 <= quality <= 6:
-        raise OptionError("network.lambdas.lambda_metric: null takes λ from the quality table, which "
-                          f"needs network.quality in 1..6 (got {quality!r}); set one of them")
+        raise ArgumentError(f"no standard λ table for {metric!r} (tables: {', '.join(LAMBDAS)}); give λ itself",
+                            argument="metric")
+    if isinstance(quality, bool) or quality not in range(1, 7):
+        raise ArgumentError(f"the standard λ table needs a quality 1–6, got {quality!r}", argument="quality")
     return LAMBDAS[metric][quality - 1]
 
 
@@ -92,22 +95,33 @@ class RateDistortionLoss(nn.Module):
     (``bpp_loss``, ``mse_loss`` / ``ms_ssim_loss``, ``fea_loss``) and weighted (``weighted_…``),
     ``loss`` (what is minimised) and ``rd_loss = bpp + α·λ·D`` (no guidance: what picks the
     best checkpoint). All terms are computed in float32 whatever the autocast state.
+
+    Args:
+        metric: the distortion loss ``D`` by registry name (``mse`` or ``ms-ssim``).
+        lmbda: λ; :func:`default_lambda` gives the standard one for a quality level.
+        feature_loss: the guidance loss ``ℓ`` by registry name (``l1``, ``l2``); None: no guidance.
+        lambda_fea: λ_fea.
+        alpha_metric, alpha_fea: the official releases' extra factors α and α_fea.
     """
 
-    def __init__(self, opt_network: Mapping[str, Any]):
+    def __init__(
+        self,
+        metric: str,
+        lmbda: float,
+        feature_loss: Optional[str] = "l1",
+        lambda_fea: float = 3.0,
+        alpha_metric: float = 1.0,
+        alpha_fea: float = 1.0,
+    ):
         super().__init__()
-        criterions, lambdas = opt_network["criterions"], opt_network["lambdas"]
-        alphas = opt_network.get("alphas") or {}
-        self.metric = criterions["criterion_metric"]
-        self.distortion = create_loss(self.metric, "network.criterions.criterion_metric")
-        self.scale = DISTORTION_SCALE.get(self.metric, 1.0)
-        lam = lambdas.get("lambda_metric")
-        self.lmbda = float(lam) if lam is not None else default_lambda(self.metric, opt_network.get("quality"))
-        self.alpha_metric = float(alphas.get("alpha_metric", 1.0))
-        fea = criterions.get("criterion_fea")
-        self.feature = create_loss(fea, "network.criterions.criterion_fea") if fea else None
-        self.lambda_fea = float(lambdas.get("lambda_fea", 0.0))
-        self.alpha_fea = float(alphas.get("alpha_fea", 1.0))
+        self.metric = metric
+        self.distortion = create_loss(metric, "metric")
+        self.scale = DISTORTION_SCALE.get(metric, 1.0)
+        self.lmbda = float(lmbda)
+        self.alpha_metric = float(alpha_metric)
+        self.feature = create_loss(feature_loss, "feature_loss") if feature_loss is not None else None
+        self.lambda_fea = float(lambda_fea)
+        self.alpha_fea = float(alpha_fea)
 
     @property
     def uses_guidance(self) -> bool:
@@ -134,7 +148,7 @@ class RateDistortionLoss(nn.Module):
         """Σ ℓ(noisy-path feature, clean-path feature) over the pairs the model returned."""
         pairs = [(k, k + "_gt") for k in ("y", "y_inter") if k in out_net and k + "_gt" in out_net]
         if not pairs:
-            raise OptionError("network.criterions.criterion_fea is set but the model returned no clean-branch "
-                              "features (y_gt); was it called with the clean image? Set criterion_fea: null "
-                              "to train without the guidance loss")
+            raise ArgumentError("set, but the model returned no clean-branch features (y_gt); was it called "
+                                "with the clean image? Without a feature loss there is no guidance term",
+                                argument="feature_loss")
         return sum(self.feature(out_net[a].float(), out_net[b].float()) for a, b in pairs)

@@ -1,12 +1,13 @@
-"""Name → class registries for models, data sets and losses, in the manner of CompressAI's
-``register_model``: a decorator records a class under the name used in option files."""
+"""Name → class registries, in the manner of CompressAI's ``register_model``: a decorator records
+a class under its name (the name option files use). Each package owns its registry
+(``dic.models.MODELS``, ``dic.data.DATASETS``, ``dic.losses.LOSSES``), so importing the package
+is what fills it."""
 from __future__ import annotations
 
 import difflib
-import importlib
 from typing import Callable, Dict, List, TypeVar
 
-from .errors import OptionError
+from .errors import ArgumentError
 
 T = TypeVar("T")
 
@@ -18,12 +19,10 @@ def did_you_mean(name: str, choices: List[str]) -> str:
 
 
 class Registry:
-    """Maps YAML names to classes. ``package`` is imported on first lookup so that every
-    ``@register`` decorator in it has run."""
+    """Maps names to the classes registered under them."""
 
-    def __init__(self, kind: str, package: str):
+    def __init__(self, kind: str):
         self.kind = kind
-        self.package = package
         self._entries: Dict[str, type] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -35,33 +34,19 @@ class Registry:
 
         return decorator
 
-    def _load(self) -> None:
-        importlib.import_module(self.package)
-
     def names(self) -> List[str]:
-        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        self._load()
         return name in self._entries
 
-    def get(self, name: str, key: str = "") -> type:
-        """The class registered as ``name``; an :class:`OptionError` naming ``key`` otherwise."""
-        self._load()
+    def get(self, name: str, argument: str = "name") -> type:
+        """The class registered as ``name``; an :class:`ArgumentError` about ``argument`` (the
+        caller's parameter that held the name) listing the registered names otherwise."""
         if name not in self._entries:
-            where = f"{key}: " if key else ""
-            raise OptionError(
-                f"{where}unknown {self.kind} '{name}'{did_you_mean(name, list(self._entries))}; "
-                f"registered {self.kind}s: {', '.join(sorted(self._entries))}"
+            raise ArgumentError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, list(self._entries))}; "
+                f"registered {self.kind}s: {', '.join(sorted(self._entries))}",
+                argument=argument,
             )
         return self._entries[name]
-
-
-MODELS = Registry("model", "dic.models")
-DATASETS = Registry("dataset", "dic.data")
-LOSSES = Registry("loss", "dic.losses")
-
-register_model = MODELS.register
-register_dataset = DATASETS.register
-register_loss = LOSSES.register

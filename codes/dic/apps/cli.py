@@ -10,8 +10,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..checkpoints import read_checkpoint_file, save_checkpoint
 from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM, model_from_official, split_official
-from ..models import count_parameters
-from ..registry import DATASETS, LOSSES, MODELS
+from ..data import DATASETS
+from ..losses import LOSSES
+from ..models import MODELS, count_parameters
 from . import bench, codec_cmd, evaluate, train
 from .evaluate import rd
 from .runtime import guarded

@@ -6,7 +6,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
-from ..errors import CheckpointError, OptionError
+from ..errors import ArgumentError, CheckpointError
 from ..models.factory import create_model
 from .io import PathLike, is_dic_checkpoint, load_state_dict_checked, read_checkpoint_file, validated
 from .official import model_from_official
@@ -25,7 +25,7 @@ def load_model(
             raise CheckpointError(f"checkpoint {path} holds a '{ckpt['model']}' model, not '{arch}'")
         try:
             model = create_model(ckpt["model"], **ckpt["hparams"])
-        except OptionError as e:
+        except ArgumentError as e:
             raise CheckpointError(f"checkpoint {path}: its hyper-parameters do not build a model: {e}") from None
         load_state_dict_checked(model, ckpt["state_dict"], f"checkpoint {path}")
     else:

@@ -1,7 +1,7 @@
 """Official checkpoints → ours (``dic convert`` and ``scripts/convert_official.py``).
 
 The official releases were written with a CompressAI 1.1 fork, possibly under DataParallel.
-Their keys differ from ours in three ways only (MODELS.md §3):
+Their keys differ from ours in three ways only (docs/models.md §3):
 
 - a ``module.`` prefix (DataParallel), removed;
 - the entropy bottleneck's ``_matrix{i}``, ``_bias{i}``, ``_factor{i}`` parameters, which
@@ -24,7 +24,7 @@ import torch.nn as nn
 from compressai.zoo.pretrained import rename_key
 from torch import Tensor
 
-from ..errors import CheckpointError, OptionError
+from ..errors import ArgumentError, CheckpointError
 from ..models.factory import create_model
 from .io import is_dic_checkpoint, load_state_dict_checked
 
@@ -198,7 +198,7 @@ def model_from_official(
     hparams = infer_hparams(converted, arch, source, head_dim, num_heads)
     try:
         model = create_model(arch, quality, **hparams)
-    except OptionError as e:
+    except ArgumentError as e:
         raise CheckpointError(f"{source}: its shapes give no valid {arch} model: {e}") from None
     load_state_dict_checked(model, converted, source, names)
     return model

@@ -1,4 +1,4 @@
-"""Warm start from CompressAI's Cheng2020-anchor weights (``network.pretrained``, MODELS.md §2):
+"""Warm start from CompressAI's Cheng2020-anchor weights (docs/models.md §2):
 every weight the plain codec has is copied in, ``g_a.0..2`` into ``g_a_block1`` and ``g_a.3..6``
 into ``g_a_block2`` for the joint models; the denoisers keep their initialisation."""
 from __future__ import annotations
@@ -47,18 +47,18 @@ def load_pretrained(model: nn.Module, source: Union[str, os.PathLike, bool], met
 def _download(model: nn.Module, metric: str) -> Mapping[str, Tensor]:
     quality = model.hparams.get("quality")
     if quality is None:
-        raise CheckpointError("network.pretrained: 'compressai' needs network.quality (1–6) to pick the weights")
+        raise CheckpointError("CompressAI's pretrained weights need the model's quality (1–6) to pick the file")
     if metric not in METRICS:
-        raise CheckpointError(f"network.pretrained: CompressAI has weights for metric mse or ms-ssim, not {metric!r}")
-    from compressai.zoo import cheng2020_anchor
+        raise CheckpointError(f"CompressAI has pretrained weights for metric mse or ms-ssim, not {metric!r}")
+    from compressai.zoo import cheng2020_anchor  # loaded on demand: only this path downloads
 
     try:
         return cheng2020_anchor(quality, metric=metric, pretrained=True, progress=False).state_dict()
     except Exception as e:  # no network, proxy, corrupt download ...
         raise CheckpointError(
-            f"network.pretrained: could not fetch CompressAI's cheng2020-anchor weights (quality "
-            f"{quality}, {metric}): {type(e).__name__}: {e}. Without internet, download the file on "
-            "another machine and set network.pretrained to its path"
+            f"could not fetch CompressAI's cheng2020-anchor weights (quality {quality}, {metric}): "
+            f"{type(e).__name__}: {e}. Without internet, place the file in torch's hub cache or pass its "
+            "path instead (docs/reproducing.md §1, warm start without internet)"
         ) from None
 
 

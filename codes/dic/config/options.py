@@ -14,9 +14,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import yaml
 
-from ..errors import OptionError
+from ..errors import ArgumentError, OptionError
 from ..fileio import atomic_write_text
-from ..registry import DATASETS, LOSSES, MODELS, did_you_mean
+from ..data import DATASETS
+from ..losses import LOSSES
+from ..models import MODELS, model_hparams
+from ..registry import Registry, did_you_mean
 
 # --------------------------------------------------------------------------------------------
 # Value types: each is a (check, description) pair; check returns the (possibly converted) value
@@ -186,8 +189,8 @@ SCHEMA: Dict[str, Any] = {
         "epoch": SCHEDULE,
         "step": SCHEDULE,
         "clip_max_norm": FLOAT(1.0, "gradient-norm clipping of the main optimizer (0: off)"),
-        "loss_cap": FLOAT(100.0, "a step whose loss is NaN, infinite, negative or at least this is capped (see loss_cap_mode)"),
-        "loss_cap_mode": STR("skip", "what a capped step does: 'skip' updates nothing; 'zero_grad' zeroes the gradients and still steps the optimizers (the official releases)", ("skip", "zero_grad")),
+        "loss_cap": FLOAT(100.0, "a step whose main loss is outside [0, loss_cap) (NaN, infinite, negative, or at least this) is capped (see loss_cap_mode); under DDP a bad loss on any process caps the step on all"),
+        "loss_cap_mode": STR("skip", "what a capped step does: 'skip' updates nothing; 'zero_grad' (the official releases) zeroes the main gradients yet still steps the main Adam (its moments keep moving the weights), and trains the auxiliary loss as usual", ("skip", "zero_grad")),
         "amp": STR("off", "CUDA mixed precision of the transforms (entropy model stays fp32)", ("off", "bf16", "fp16")),
     },
     "path": {
@@ -401,20 +404,32 @@ def validate_options(raw: Dict[str, Any], source: str = "<options>", is_train: b
     return Options.wrap(opt)
 
 
+def validate_section(raw: Mapping[str, Any], key: str, source: str = "<options>") -> Options:
+    """One section of an option tree (``network``, ``datasets.<phase>``...) checked against the
+    schema, with every missing key set to its default; paths are left as given. For building
+    library objects from a section alone (:mod:`dic.config.build`)."""
+    schema: Any = SCHEMA
+    for part in key.split("."):
+        schema = schema if isinstance(schema, Each) else schema[part]
+    return Options.wrap(_Validator(source).section(copy.deepcopy(dict(raw)), schema, key))
+
+
 def _check_semantics(opt: Dict[str, Any], source: str, is_train: bool) -> None:
     """Checks that span keys: registered names, model hyper-parameters, phases, mode section."""
     fail = _Validator(source).fail
     network = opt["network"]
-    MODELS.get(network["model"], key=f"{source}: network.model")
+    _check_registered(MODELS, network["model"], "network.model", fail)
     _check_model_hparams(network, fail)
     for key in ("criterion_metric", "criterion_fea"):
         if network["criterions"][key] is not None:
-            LOSSES.get(network["criterions"][key], key=f"{source}: network.criterions.{key}")
+            _check_registered(LOSSES, network["criterions"][key], f"network.criterions.{key}", fail)
     if network["criterions"]["criterion_adv"] is not None:
         fail("network.criterions.criterion_adv", "adversarial training is not supported; expected null")
     for phase, dataset in opt["datasets"].items():
-        DATASETS.get(dataset["name"], key=f"{source}: datasets.{phase}.name")
+        _check_registered(DATASETS, dataset["name"], f"datasets.{phase}.name", fail)
         levels = dataset["level"] if isinstance(dataset["level"], list) else [dataset["level"]]
+        if not levels:
+            fail(f"datasets.{phase}.level", "an empty list; expected an integer in 1..4 or a list of them")
         for level in levels:
             if level is not None and not 1 <= level <= 4:
                 fail(f"datasets.{phase}.level", f"got {level!r}, expected an integer in 1..4")
@@ -432,10 +447,16 @@ def _check_semantics(opt: Dict[str, Any], source: str, is_train: bool) -> None:
         fail("datasets", "missing; evaluation needs at least one data set")
 
 
+def _check_registered(registry: Registry, name: str, key: str, fail: Callable[[str, str], None]) -> None:
+    """``name`` (the value of option ``key``) must be registered."""
+    try:
+        registry.get(name)
+    except ArgumentError as e:
+        fail(key, e.detail)
+
+
 def _check_model_hparams(network: Dict[str, Any], fail: Callable[[str, str], None]) -> None:
     """Keys under ``network`` beyond the fixed ones must be the model's constructor arguments."""
-    from ..models import model_hparams  # imported late: torch is heavy and options are not
-
     allowed = model_hparams(network["model"])
     for key in set(network) - NETWORK_FIXED:
         if key not in allowed or key == "quality":
@@ -493,11 +514,6 @@ def save_options(opt: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write the resolved options as YAML, atomically (temp file then rename)."""
     plain = {k: v for k, v in _plain(opt).items() if k != "is_train"}
     atomic_write_text(path, yaml.safe_dump(plain, sort_keys=False))
-
-
-def model_kwargs(network: Mapping[str, Any]) -> Dict[str, Any]:
-    """The model hyper-parameters set in ``network`` (everything beyond the fixed keys)."""
-    return {k: v for k, v in network.items() if k not in NETWORK_FIXED}
 
 
 # --------------------------------------------------------------------------------------------

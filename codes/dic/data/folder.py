@@ -5,28 +5,29 @@ evaluator reports rate only. Grey, RGBA, palette and 16-bit files are converted 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Optional
 
 import torch
 
 from ..errors import DataError
-from ..registry import register_dataset
-from .common import ImageDataset, scan_images
+from .registry import register_dataset
+from .common import ImageDataset, PathLike, check_count, scan_images
 from .io import read_image, to_tensor
 
 
 @register_dataset("folder")
 class FolderDataset(ImageDataset):
-    """Noisy images of ``root`` in sorted order, whole, no noise added."""
+    """Noisy images of ``root`` in sorted order (the first ``max_images``; None: all), whole, no
+    noise added. ``mode`` changes nothing: every item is a whole image."""
 
     has_gt = False
 
-    def __init__(self, dataset_opt: Mapping[str, Any], phase: str):
-        super().__init__(dataset_opt, phase)
-        root = self.root()
-        if not root.is_dir():
-            raise DataError(f"{self.key('root')}: image folder {root} does not exist")
-        self.paths, self.sizes = scan_images(root, self.key("root"), max_images=self.get_int("max_images"))
+    def __init__(self, root: PathLike, mode: str = "test", max_images: Optional[int] = None):
+        super().__init__(root, mode)
+        if not self.root.is_dir():
+            raise DataError(f"image folder {self.root} does not exist", argument="root")
+        max_images = check_count("max_images", max_images, optional=True)
+        self.paths, self.sizes = scan_images(self.root, max_images=max_images)
         self.names = [p.stem for p in self.paths]
 
     def __len__(self) -> int:

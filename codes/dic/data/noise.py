@@ -1,4 +1,4 @@
-"""Synthetic camera noise: heteroscedastic read + shot noise added in linear light (DATA.md).
+"""Synthetic camera noise: heteroscedastic read + shot noise added in linear light (docs/data.md §1).
 
 ``noisy = clamp(linear→sRGB(N(lin, sqrt(σ_read² + σ_shot·lin))), 0, 1)`` with ``lin = sRGB→linear(gt)``.
 The standard IEC 61966-2-1 curves are the default; ``legacy=True`` selects the variant the official
@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ..errors import OptionError
+from ..errors import ArgumentError
 
 #: The four fixed test levels: level → (σ_read, σ_shot). σ_read is a standard deviation, σ_shot a
 #: variance-like factor that multiplies the linear signal.
@@ -33,10 +33,10 @@ _SRGB_KNEE = 0.04045  # sRGB-side threshold of the standard curve
 Sigma = Union[float, torch.Tensor]
 
 
-def level_params(level: int, key: str = "level") -> Tuple[float, float]:
-    """(σ_read, σ_shot) of a test level 1–4; an :class:`OptionError` naming ``key`` otherwise."""
+def level_params(level: int) -> Tuple[float, float]:
+    """(σ_read, σ_shot) of a test level 1–4; an :class:`ArgumentError` naming ``level`` otherwise."""
     if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
-        raise OptionError(f"{key}: noise level must be one of 1, 2, 3, 4, got {level!r}")
+        raise ArgumentError(f"noise level must be one of 1, 2, 3, 4, got {level!r}", argument="level")
     return LEVELS[level]
 
 

@@ -5,13 +5,13 @@
 ``root`` decides what is read:
 
 - a ``tiles`` annotation (``sidd_medium_srgb_train.json``): SIDD-Medium pairs cut into PNG tiles
-  by the camera table. In a ``train*`` phase each image gives ``crops_per_image`` random
+  by the camera table. In ``train`` mode each image gives ``crops_per_image`` random
   ``patch_size`` crops per epoch, each read from the (at most four, when ``patch_size`` ≤ the tile
-  size) tiles it covers; in other phases the centre crop.
+  size) tiles it covers; in other modes the centre crop.
 - a ``blocks`` annotation (``sidd_medium_srgb_val.json``: noisy + ground truth validation blocks;
   ``sidd_medium_srgb_test.json``: the benchmark's noisy blocks only), or a blocks folder such as
   ``data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Validation``: whole 256×256 blocks (random
-  ``patch_size`` crops in a ``train*`` phase).
+  ``patch_size`` crops in ``train`` mode).
 
 Items are ``(gt, noisy)``, or ``noisy`` alone when the blocks have no ground truth (``has_gt``).
 The split is the official release's: all of SIDD-Medium trains, the validation blocks validate,
@@ -38,13 +38,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import DataError, OptionError
-from ..registry import register_dataset
-from .common import ImageDataset, center_crop_position, crop, random_crop_position
+from ..errors import ArgumentError, DataError
+from .registry import register_dataset
+from .common import ImageDataset, PathLike, center_crop_position, check_count, crop, random_crop_position
 from .io import image_size, read_image, to_tensor
 
 #: camera code → (rows, cols, tile height, tile width); a full image is rows·h × cols·w.
@@ -166,50 +166,76 @@ def load_annotation(path: Path) -> Dict[str, Any]:
 
 @register_dataset("sidd")
 class SIDDDataset(ImageDataset):
-    """SIDD pairs from tiles or blocks (see the module docstring)."""
+    """SIDD pairs from tiles or blocks (see the module docstring).
 
-    def __init__(self, dataset_opt: Mapping[str, Any], phase: str):
-        super().__init__(dataset_opt, phase)
-        root = self.root()
-        if root.is_dir():
-            entries, self.has_gt = scan_blocks(root)
-            self.tiled, base = False, root
-        elif root.is_file():
-            doc = load_annotation(root)
-            entries, self.has_gt = doc["entries"], bool(doc.get("has_gt", True))
-            self.tiled, base = doc["kind"] == "tiles", root.parent
-        else:
-            raise DataError(f"{self.key('root')}: SIDD annotation file or blocks folder {root} does not exist")
-        if self.kind == "train" and not self.has_gt:
-            raise OptionError(f"{self.key('root')}: {root} has no ground truth, so it cannot train")
-        self.base = base
-        self.patch_size = self.get_int("patch_size")
-        self.repeat = self.get_int("crops_per_image") if self.tiled and self.kind == "train" else 1
-        self.entries = self.limit(entries)
-        self._check(root)
+    Args:
+        root: a ``tiles`` or ``blocks`` annotation JSON, or a blocks folder.
+        mode: ``train``, ``val`` or ``test``; training needs ground truth.
+        patch_size: side of the crops (training, and every tiled image); images smaller than it
+            are an error, or skipped with a warning when ``skip_small``.
+        crops_per_image: random crops per tiled image per epoch in ``train`` mode.
+        max_images: use only the first this many images (None: all).
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        mode: str,
+        patch_size: int = 256,
+        crops_per_image: int = 60,
+        skip_small: bool = False,
+        max_images: Optional[int] = None,
+    ):
+        super().__init__(root, mode)
+        self.patch_size = check_count("patch_size", patch_size)
+        crops_per_image = check_count("crops_per_image", crops_per_image)
+        max_images = check_count("max_images", max_images, optional=True)
+        entries = self._read_root()
+        if self.mode == "train" and not self.has_gt:
+            raise ArgumentError(f"{self.root} has no ground truth, so it cannot train", argument="root")
+        self.repeat = crops_per_image if self.tiled and self.mode == "train" else 1
+        self.entries = self._check_sizes(entries if max_images is None else entries[:max_images], skip_small)
         self.names = [e["id"] for e in self.entries]
 
     # ---- start-up checks -----------------------------------------------------------------
+    def _read_root(self) -> List[Dict[str, Any]]:
+        """The entries of ``root``; sets ``has_gt``, ``tiled`` and ``base`` (what paths in the
+        entries are relative to)."""
+        root = self.root
+        if root.is_dir():
+            entries, self.has_gt = scan_blocks(root)
+            self.tiled, self.base = False, root
+        elif root.is_file():
+            doc = load_annotation(root)
+            entries, self.has_gt = doc["entries"], bool(doc.get("has_gt", True))
+            self.tiled, self.base = doc["kind"] == "tiles", root.parent
+        else:
+            raise DataError(f"SIDD annotation file or blocks folder {root} does not exist", argument="root")
+        return entries
+
     def _path(self, rel: str) -> Path:
         return (self.base / rel).resolve()
 
-    def _check(self, root: Path) -> None:
+    def _check_sizes(self, entries: List[Dict[str, Any]], skip_small: bool) -> List[Dict[str, Any]]:
+        """The entries at least ``patch_size`` a side where crops are taken; smaller ones are an
+        error, or left out when ``skip_small``."""
         kept = []
-        for e in self.entries:
+        for e in entries:
             size = self._entry_size(e)
-            needs_patch = self.kind == "train" or self.tiled
+            needs_patch = self.mode == "train" or self.tiled
             if needs_patch and min(size) < self.patch_size:
-                what = f"SIDD image {e['id']} ({e.get('scene', '')}) is {size[0]}×{size[1]} (H×W)"
-                if not self.get_bool("skip_small"):
+                if not skip_small:
                     raise DataError(
-                        f"{self.key('root')}: {what}, smaller than patch_size {self.patch_size}; "
-                        "lower patch_size or set skip_small: true"
+                        f"SIDD image {e['id']} ({e.get('scene', '')}) is {size[0]}×{size[1]} (H×W), smaller "
+                        f"than patch_size {self.patch_size}; lower patch_size or set skip_small",
+                        argument="patch_size",
                     )
                 continue
             kept.append(e)
         if not kept:
-            raise DataError(f"{self.key('root')}: no SIDD image in {root} is at least {self.patch_size} px a side")
-        self.entries = kept
+            raise DataError(f"no SIDD image in {self.root} is at least {self.patch_size} px a side",
+                            argument="patch_size")
+        return kept
 
     def _entry_size(self, e: Dict[str, Any]) -> Tuple[int, int]:
         if not self.tiled:
@@ -239,7 +265,7 @@ class SIDDDataset(ImageDataset):
         return int(e.get("image_index", 0)), int(e.get("block_index", 0))
 
     def _position(self, h: int, w: int) -> Tuple[int, int]:
-        place = random_crop_position if self.kind == "train" else center_crop_position
+        place = random_crop_position if self.mode == "train" else center_crop_position
         return place(h, w, self.patch_size)
 
     def _read_tiled(self, e: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
@@ -254,7 +280,7 @@ class SIDDDataset(ImageDataset):
         gt = read_image(self._path(e["gt"])) if self.has_gt else None
         if gt is not None and gt.shape != noisy.shape:
             raise DataError(f"SIDD block {e['gt']} is {gt.shape[:2]} but its noisy partner is {noisy.shape[:2]}")
-        if self.kind == "train":
+        if self.mode == "train":
             top, left = self._position(*noisy.shape[:2])
             noisy, gt = crop(noisy, top, left, self.patch_size), crop(gt, top, left, self.patch_size)
         return gt, noisy

@@ -1,28 +1,31 @@
 """Clean photographs with synthetic read + shot noise (Flicker 2W training, Kodak / CLIC testing).
 
-- ``synthetic`` in a ``train*`` phase: a random ``patch_size`` crop and fresh noise parameters from
+- ``synthetic`` in ``train`` mode: a random ``patch_size`` crop and fresh noise parameters from
   the training distribution (or the fixed ``level`` if one is set), both drawn from torch's global
   RNG. DataLoader workers seed it from the global seed, so a run is reproducible given
   ``manual_seed``.
-- ``synthetic`` in a ``val*`` phase: the centre ``patch_size`` crop, level ``i % 4 + 1`` for image
+- ``synthetic`` in ``val`` mode: the centre ``patch_size`` crop, level ``i % 4 + 1`` for image
   ``i`` (or the fixed ``level``), noise from a generator seeded with ``i``.
-- ``synthetic-test`` (and ``synthetic`` in any other phase): the whole image at ``level`` 1–4 with
-  a generator seeded with 0 for every image.
+- ``synthetic-test`` (in any mode) and ``synthetic`` in ``test`` mode: the whole image at ``level``
+  1–4 with a generator seeded with 0 for every image.
 
 Items are ``(gt, noisy)`` float32 3×H×W tensors in [0, 1]; validation and test noise is the same on
 every run and for any number of workers.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 import torch
 
-from ..errors import DataError, OptionError
-from ..registry import register_dataset
+from ..errors import ArgumentError, DataError
+from .registry import register_dataset
 from .common import (
     ImageDataset,
+    PathLike,
     center_crop_position,
+    check_count,
     crop,
     find_image_folder,
     random_crop_position,
@@ -35,38 +38,53 @@ from .noise import LEVELS, add_noise, level_params, sample_noise_params
 
 @register_dataset("synthetic")
 class SyntheticDataset(ImageDataset):
-    """A folder of clean images; noise is synthesised per item (see the module docstring)."""
+    """A folder of clean images; noise is synthesised per item (see the module docstring).
+
+    Args:
+        root: the image folder, or a folder holding it as ``<root>/<mode>`` (the official layout).
+        mode: ``train``, ``val`` or ``test``.
+        patch_size: side of the training and validation crops; images smaller than it are an
+            error, or skipped with a warning when ``skip_small``.
+        level: fixed noise level 1–4; None: the training distribution (train), level
+            ``i % 4 + 1`` for image ``i`` (val). A test set needs one.
+        legacy_gamma: synthesise noise with the official releases' sRGB curves.
+        max_images: use only the first this many images (None: all).
+    """
 
     has_gt = True
     forced_mode: Optional[str] = None
 
-    def __init__(self, dataset_opt: Mapping[str, Any], phase: str):
-        super().__init__(dataset_opt, phase)
-        self.mode = self.forced_mode or self.kind
-        self.legacy_gamma = self.get_bool("legacy_gamma")
-        self.patch_size = self.get_int("patch_size")
-        self.level = self._parse_level()
-        folder = find_image_folder(self.root(), self.kind, self.key("root"))
+    def __init__(
+        self,
+        root: PathLike,
+        mode: str,
+        patch_size: int = 256,
+        level: Optional[int] = None,
+        legacy_gamma: bool = False,
+        skip_small: bool = False,
+        max_images: Optional[int] = None,
+    ):
+        super().__init__(root, mode)
+        subfolder, self.mode = self.mode, self.forced_mode or self.mode
+        self.patch_size = check_count("patch_size", patch_size)
+        self.level = self._check_level(level)
+        self.legacy_gamma = bool(legacy_gamma)
+        folder = find_image_folder(self.root, subfolder)
         min_size = None if self.mode == "test" else self.patch_size
-        self.paths, self.sizes = scan_images(
-            folder, self.key("root"), min_size, self.get_bool("skip_small"), self.get_int("max_images")
-        )
+        max_images = check_count("max_images", max_images, optional=True)
+        self.paths: List[Path]
+        self.paths, self.sizes = scan_images(folder, min_size, skip_small, max_images)
         self.names = [p.stem for p in self.paths]
 
-    def _parse_level(self) -> Optional[int]:
-        level = self.opt.get("level")
+    def _check_level(self, level: Optional[int]) -> Optional[int]:
         if isinstance(level, (list, tuple)):
-            raise OptionError(
-                f"{self.key('level')}: one data set takes one level, got {list(level)}; "
-                "dic.data.expand_levels splits a list into one data set per level"
-            )
+            raise ArgumentError(f"one data set takes one noise level, got {list(level)}; "
+                                "make one data set per level", argument="level")
         if level is None:
             if self.mode == "test":
-                raise OptionError(
-                    f"{self.key('level')}: a synthetic test set needs a noise level 1–4 (or a list of them)"
-                )
+                raise ArgumentError("a synthetic test set needs a noise level 1–4", argument="level")
             return None
-        level_params(level, self.key("level"))
+        level_params(level)
         return level
 
     def __len__(self) -> int:
@@ -102,6 +120,7 @@ class SyntheticDataset(ImageDataset):
 
 @register_dataset("synthetic-test")
 class SyntheticTestDataset(SyntheticDataset):
-    """Whole clean images at one fixed ``level``, seed 0 per image, in any phase (Kodak, CLIC)."""
+    """Whole clean images at one fixed ``level``, seed 0 per image, in any mode (Kodak, CLIC);
+    ``mode`` only picks the ``<root>/<mode>`` subfolder of the official layout."""
 
     forced_mode = "test"

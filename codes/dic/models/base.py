@@ -1,15 +1,16 @@
 """Shared codec logic: CompressAI's Cheng2020-anchor entropy model and synthesis fed by a
 model-specific analysis (``encode``), padding to a multiple of 64 and cropping back, and the
-two-stage joint encoder with its clean-image guidance branch (MODELS.md §1–2).
+two-stage joint encoder with its clean-image guidance branch (docs/models.md §1–2).
 
 Only ``encode`` differs between models: the hyperprior, the autoregressive context model, the
-rANS coding (CompressAI's ``_compress_ar`` / ``decompress``) and ``g_s`` are Cheng2020-anchor's;
-the serial coding of ``y`` runs in the fast loop of :mod:`.fast_coding` (same bitstream).
+rANS coding and ``g_s`` are Cheng2020-anchor's. Both coding directions go through one hook,
+:meth:`CodecBase.latent_codec` (:mod:`.latent_codec`), whose serial coding of ``y`` runs in the
+fast loop of :mod:`.fast_coding` (the same bitstream as CompressAI's own loop).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -18,8 +19,8 @@ from compressai.layers import MaskedConv2d
 from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
-from ..errors import BitstreamError, DataError, OptionError
-from .fast_coding import compress_ar, fast_coding_supported, fast_decompress
+from ..errors import ArgumentError, BitstreamError, DataError
+from .latent_codec import LatentCodec
 
 PAD_MULTIPLE = 64
 QUALITIES = range(1, 7)
@@ -35,7 +36,7 @@ def resolve_width(quality: Optional[int], N: Optional[int]) -> Tuple[Optional[in
     """Checks ``quality`` and ``N`` and fills the defaults: N from the quality; quality 6 when
     neither is given; quality stays None when only N is given (e.g. a converted checkpoint)."""
     if quality is not None and (isinstance(quality, bool) or quality not in QUALITIES):
-        raise OptionError(f"network.quality: expected an integer 1–6, got {quality!r}")
+        raise ArgumentError(f"expected an integer 1–6, got {quality!r}", argument="quality")
     if N is None:
         quality = DEFAULT_QUALITY if quality is None else quality
         N = default_width(quality)
@@ -44,9 +45,9 @@ def resolve_width(quality: Optional[int], N: Optional[int]) -> Tuple[Optional[in
 
 
 def check_positive_int(key: str, value: Any) -> int:
-    """``value`` as an int if it is a positive integer; an OptionError naming ``network.key``."""
+    """``value`` as an int if it is a positive integer; an ArgumentError naming ``key`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise OptionError(f"network.{key}: expected a positive integer, got {value!r}")
+        raise ArgumentError(f"expected a positive integer, got {value!r}", argument=key)
     return value
 
 
@@ -69,6 +70,15 @@ def crop_to_multiple(x: Tensor, multiple: int = PAD_MULTIPLE) -> Tensor:
         raise DataError(f"image of {h}×{w} px is smaller than {multiple} px: cannot crop to a multiple")
     top, left = (h - ch) // 2, (w - cw) // 2
     return x[..., top : top + ch, left : left + cw]
+
+
+def pad_like(blur: Optional[Tensor], noisy: Tensor, multiple: int) -> Optional[Tensor]:
+    """A precomputed blur of ``noisy`` padded as the model pads ``noisy``; None stays None."""
+    if blur is None:
+        return None
+    if tuple(blur.shape) != tuple(noisy.shape):
+        raise DataError(f"blur: shape {tuple(blur.shape)} differs from noisy {tuple(noisy.shape)}")
+    return pad_to_multiple(blur, multiple)
 
 
 def check_image(x: Tensor, what: str = "noisy") -> Tuple[int, int]:
@@ -96,8 +106,8 @@ class CodecBase(Cheng2020Anchor):
 
     name = ""
     pad_multiple = PAD_MULTIPLE
-    # Serial coding of y: the fast loop of dic.models.fast_coding (same bitstream as CompressAI's);
-    # set False on an instance for CompressAI's own _compress_ar and decompress.
+    # Serial coding of y, both directions: the fast loop of dic.models.fast_coding (same bitstream
+    # as CompressAI's); set False on an instance for CompressAI's own _compress_ar/_decompress_ar.
     fast_coding = True
 
     def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
@@ -107,18 +117,20 @@ class CodecBase(Cheng2020Anchor):
         self.hparams: Dict[str, Any] = {"quality": quality, "N": N}
 
     # --- analysis: the only part that differs between models -------------------------------
-    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Latent ``y`` of a padded noisy batch, plus the features the guidance loss needs."""
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Latent ``y`` of a padded noisy batch, plus the features the guidance loss needs.
+        ``blur``: the 5×5 mean filter of ``x`` when it was computed elsewhere (models without an
+        SNR map ignore it)."""
         raise NotImplementedError
 
     # --- training / likelihood path ----------------------------------------------------------
-    def forward(self, noisy: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Any]:
+    def forward(self, noisy: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Any]:
         h, w = check_image(noisy)
         if gt is not None and tuple(gt.shape) != tuple(noisy.shape):
             raise DataError(f"gt: shape {tuple(gt.shape)} differs from noisy {tuple(noisy.shape)}")
         x = pad_to_multiple(noisy, self.pad_multiple)
         clean = None if gt is None else pad_to_multiple(gt, self.pad_multiple)
-        features = self.encode(x, clean)
+        features = self.encode(x, clean, blur=pad_like(blur, noisy, self.pad_multiple))
         out = self._code_latent(features["y"])
         out["x_hat"] = out["x_hat"][..., :h, :w]
         out.update(features)
@@ -139,35 +151,25 @@ class CodecBase(Cheng2020Anchor):
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- real bitstreams ---------------------------------------------------------------------
+    def latent_codec(self) -> LatentCodec:
+        """The one coding hook, used by :meth:`compress` and :meth:`decompress` alike: ``z``,
+        the hyper-prior and the serial ``y`` coder selected by ``fast_coding``."""
+        return LatentCodec(self, fast=self.fast_coding)
+
     @torch.no_grad()
-    def compress(self, noisy: Tensor) -> Dict[str, Any]:
-        """rANS strings of a noisy batch: ``{"strings": [y_strings, z_strings], "shape": (H, W)}``
-        with the original (unpadded) size. Call :meth:`update` after training first."""
+    def compress(self, noisy: Tensor, blur: Optional[Tensor] = None) -> Dict[str, Any]:
+        """rANS strings of a noisy batch: ``{"strings": [y_strings, z_strings], "shape": (H, W),
+        "symbols": [y_symbols, z_symbols]}`` with the original (unpadded) size and each latent's
+        integer symbols (B×C×h×w int32, CPU; what :meth:`decompress` returns for intact strings).
+        Call :meth:`update` after training first.
+
+        ``blur`` (``forward`` too): the 5×5 mean filter of ``noisy`` computed elsewhere, e.g. on
+        the uncropped photo as the official test loader does (docs/reproducing.md); by default
+        the SNR-aware model blurs ``noisy`` itself."""
         h, w = check_image(noisy)
-        y = self.encode(pad_to_multiple(noisy, self.pad_multiple))["y"]
-        return {"strings": self._compress_latent(y), "shape": (h, w)}
-
-    def _compress_latent(self, y: Tensor) -> List[List[bytes]]:
-        """Code ``z`` with the factorized prior and ``y`` serially with CompressAI's
-        autoregressive coder, one string pair per image."""
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        hyper = self.h_s(z_hat)
-        kernel = self.context_prediction.kernel_size[0]
-        pad = kernel // 2
-        y_padded = F.pad(y, (pad, pad, pad, pad))
-        height, width = y.shape[-2:]
-        y_strings = [
-            self._compress_ar(y_padded[i : i + 1], hyper[i : i + 1], height, width, kernel, pad)
-            for i in range(y.shape[0])
-        ]
-        return [y_strings, z_strings]
-
-    def _compress_ar(self, y_hat, params, height, width, kernel_size, padding):
-        if self.fast_coding and fast_coding_supported(self):
-            return compress_ar(self, y_hat, params, height, width, kernel_size, padding)
-        return super()._compress_ar(y_hat, params, height, width, kernel_size, padding)
+        y = self.encode(pad_to_multiple(noisy, self.pad_multiple), blur=pad_like(blur, noisy, self.pad_multiple))["y"]
+        strings, symbols = self.latent_codec().compress(y)
+        return {"strings": strings, "shape": (h, w), "symbols": symbols}
 
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
         """Size of ``z`` for an H×W image: the padded size over 64."""
@@ -176,8 +178,12 @@ class CodecBase(Cheng2020Anchor):
         return h // factor, w // factor
 
     @torch.no_grad()
-    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int]) -> Dict[str, Tensor]:
-        """Decode the strings of :meth:`compress` back to a B×3×H×W image; needs nothing else."""
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int],
+                   verify: Optional[Callable[[str, Tensor], None]] = None) -> Dict[str, Any]:
+        """Decode the strings of :meth:`compress` back to a B×3×H×W image; needs nothing else.
+        Returns ``{"x_hat", "symbols": [y_symbols, z_symbols]}``. ``verify(name, symbols)`` is
+        called with each latent's decoded symbols before the next stage runs (see
+        :meth:`.LatentCodec.decompress`); it may raise to stop a decoding that went wrong."""
         h, w = _check_shape(shape)
         if not isinstance(strings, (list, tuple)) or len(strings) != 2:
             raise BitstreamError("expected two string lists [y_strings, z_strings]")
@@ -186,11 +192,18 @@ class CodecBase(Cheng2020Anchor):
             raise BitstreamError(
                 f"expected as many y strings as z strings (≥ 1), got {len(y_strings)} and {len(z_strings)}"
             )
-        if self.fast_coding and fast_coding_supported(self):
-            out = fast_decompress(self, [y_strings, z_strings], self.latent_shape((h, w)))
-        else:
-            out = super().decompress([y_strings, z_strings], self.latent_shape((h, w)))
-        return {"x_hat": out["x_hat"][..., :h, :w]}
+        if not all(isinstance(s, (bytes, bytearray)) for s in y_strings + z_strings):
+            raise BitstreamError("expected the strings to be bytes")
+        y_hat, symbols = self.latent_codec().decompress([y_strings, z_strings], self.latent_shape((h, w)), verify)
+        return {"x_hat": self._synthesize(y_hat)[..., :h, :w], "symbols": symbols}
+
+    def _synthesize(self, y_hat: Tensor) -> Tensor:
+        """``g_s(ŷ)`` clamped to [0, 1]; on the CPU fed channels_last (oneDNN's faster layout
+        there: about 25 % off ``g_s`` at N=192, the same values up to float rounding, and the
+        same whatever the thread count)."""
+        if y_hat.device.type == "cpu":
+            y_hat = y_hat.contiguous(memory_format=torch.channels_last)
+        return self.g_s(y_hat).clamp_(0, 1).contiguous()
 
 
 def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
@@ -206,7 +219,7 @@ def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:
 class JointCodecBase(CodecBase):
     """Cheng2020-anchor with ``g_a`` split after layer 2 into ``g_a_block1`` (1/4 resolution)
     and ``g_a_block2`` (1/16), a feature denoiser after each on the noisy path, and a guidance
-    path pushing the clean image through the same two stages without denoisers (MODELS.md §2)."""
+    path pushing the clean image through the same two stages without denoisers (docs/models.md §2)."""
 
     def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
         super().__init__(quality, N)
@@ -215,16 +228,17 @@ class JointCodecBase(CodecBase):
         self.g_a_block2 = nn.Sequential(*layers[3:])
         del self.g_a
 
-    def denoise_context(self, x: Tensor) -> Optional[Tensor]:
-        """Whatever the denoisers need from the padded noisy input besides the features."""
+    def denoise_context(self, x: Tensor, blur: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Whatever the denoisers need from the padded noisy input (and its precomputed
+        ``blur``, when given) besides the features."""
         return None
 
     def denoise(self, stage: int, f: Tensor, context: Optional[Tensor]) -> Tensor:
         """Denoised features after stage 1 or 2."""
         raise NotImplementedError
 
-    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        context = self.denoise_context(x)
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        context = self.denoise_context(x) if blur is None else self.denoise_context(x, blur)
         y_inter = self.denoise(1, self.g_a_block1(x), context)
         y = self.denoise(2, self.g_a_block2(y_inter), context)
         out = {"y": y, "y_inter": y_inter}

@@ -1,12 +1,12 @@
 """The compression-only baseline: CompressAI's Cheng2020-anchor, unchanged, trained on
-noisy → clean like the joint models (MODELS.md §1)."""
+noisy → clean like the joint models (docs/models.md §1)."""
 from __future__ import annotations
 
 from typing import Dict, Optional
 
 from torch import Tensor
 
-from ..registry import register_model
+from .registry import register_model
 from .base import CodecBase
 
 
@@ -20,7 +20,8 @@ class Cheng2020AnchorCodec(CodecBase):
     def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
         super().__init__(quality, N)
 
-    def encode(self, x: Tensor, gt: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        # blur: unused, the codec has no SNR map
         out = {"y": self.g_a(x)}
         if gt is not None:
             out["y_gt"] = self.g_a(gt)

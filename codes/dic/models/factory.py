@@ -1,5 +1,5 @@
-"""Building registered models from option values: ``create_model``, their hyper-parameters with
-defaults, and parameter counts at full size without allocating the weights."""
+"""Building registered models by name: ``create_model``, their hyper-parameters with defaults,
+and parameter counts at full size without allocating the weights."""
 from __future__ import annotations
 
 import contextlib
@@ -8,14 +8,15 @@ from typing import Any, Dict, Optional
 
 import torch.nn as nn
 
-from ..errors import OptionError
-from ..registry import MODELS, did_you_mean
+from ..errors import ArgumentError
+from ..registry import did_you_mean
+from .registry import MODELS
 
 
 def model_hparams(name: str) -> Dict[str, Any]:
     """Constructor hyper-parameters of model ``name`` and their defaults (tuples as lists, as
     YAML and JSON give them back), ``quality`` included."""
-    cls = MODELS.get(name, key="network.model")
+    cls = MODELS.get(name)
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     return {p.name: list(p.default) if isinstance(p.default, tuple) else p.default for p in params}
 
@@ -26,15 +27,17 @@ def create_model(
     **hparams: Any,
 ) -> nn.Module:
     """Build model ``name``. ``quality`` (1–6) picks N when N is not given (quality 6 when
-    neither is). Unknown hyper-parameters raise an OptionError naming ``network.<key>``.
+    neither is). An unknown name, an unknown hyper-parameter or a value the model refuses is an
+    :class:`~dic.errors.ArgumentError` naming the argument (a ValueError too).
     A warm start from CompressAI weights is :func:`dic.checkpoints.load_pretrained`."""
-    cls = MODELS.get(name, key="network.model")
+    cls = MODELS.get(name)
     allowed = model_hparams(name)
     for key in hparams:
         if key not in allowed or key == "quality":
-            raise OptionError(
-                f"network.{key}: unknown hyper-parameter for model '{name}'"
-                f"{did_you_mean(key, list(allowed))}; its hyper-parameters: {', '.join(allowed)}"
+            raise ArgumentError(
+                f"unknown hyper-parameter for model '{name}'{did_you_mean(key, list(allowed))}; "
+                f"its hyper-parameters: {', '.join(allowed)}",
+                argument=key,
             )
     return cls(quality=quality, **hparams)
 

@@ -1,6 +1,6 @@
 """Building blocks of the SNR-aware joint network (ICME 2024): the SNR map of a noisy image, the
 ReLU residual block, the masked-attention transformer over 4×4 feature patches and the
-SNR-aware block that mixes a local and a non-local branch per pixel (MODELS.md §3).
+SNR-aware block that mixes a local and a non-local branch per pixel (docs/models.md §3).
 
 Module and parameter names inside the transformer and the fusion follow the official release
 (``layer_stack.{i}.slf_attn.w_qs`` …) so that converting its checkpoints is a short rename table.
@@ -36,10 +36,12 @@ def luma(x: Tensor) -> Tensor:
     return (LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b).unsqueeze(1)
 
 
-def snr_map(noisy: Tensor, kernel_size: int = 5) -> Tensor:
-    """Signal-to-noise map in [0, 1] of a noisy B×3×H×W batch (MODELS.md §3): the blurred luma over
-    the luma's distance to its blur, divided by each image's maximum. Returns B×1×H×W."""
-    blurred = luma(box_blur(noisy, kernel_size))
+def snr_map(noisy: Tensor, kernel_size: int = 5, blur: Optional[Tensor] = None) -> Tensor:
+    """Signal-to-noise map in [0, 1] of a noisy B×3×H×W batch (docs/models.md §3): the blurred luma over
+    the luma's distance to its blur, divided by each image's maximum. Returns B×1×H×W.
+    ``blur``: the ``kernel_size``² mean filter of ``noisy`` when computed elsewhere (the official
+    test loader blurs the uncropped photo, then crops); by default it is computed here."""
+    blurred = luma(box_blur(noisy, kernel_size) if blur is None else blur)
     noise = (luma(noisy) - blurred).abs()
     snr = blurred / (noise + SNR_EPS)
     peak = snr.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
@@ -95,10 +97,15 @@ class MultiHeadSelfAttention(nn.Module):
         b, n, _ = t.shape
         return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_mask: Optional[Tensor]) -> Tensor:
+        """The attention proper, :func:`masked_attention`; a subclass may compute the same
+        another way (``dic bench`` times the official release's explicit softmax(q·kᵀ)·v)."""
+        return masked_attention(q, k, v, key_mask)
+
     def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         normed = self.layer_norm(x)
         q, k, v = (self._heads(w(normed)) for w in (self.w_qs, self.w_ks, self.w_vs))
-        out = masked_attention(q, k, v, key_mask)
+        out = self.attend(q, k, v, key_mask)
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
         return x + self.fc(out)
 
@@ -173,7 +180,7 @@ class FeatureFusion(nn.Module):
 
 
 class SNRAwareBlock(nn.Module):
-    """SNR-aware feature denoiser at one encoder stage (MODELS.md §3): a local branch of ReLU
+    """SNR-aware feature denoiser at one encoder stage (docs/models.md §3): a local branch of ReLU
     residual blocks and a non-local branch (residual blocks, then a masked-attention transformer
     over ``patch``×``patch`` tokens) mixed per pixel by the SNR map, then fused into ``f``."""
 

@@ -1,4 +1,4 @@
-"""ECCV 2022 joint denoising + compression network (MODELS.md §2): Cheng2020-anchor's encoder
+"""ECCV 2022 joint denoising + compression network (docs/models.md §2): Cheng2020-anchor's encoder
 in two stages, each followed by CompressAI's AttentionBlock as a feature denoiser."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 from compressai.layers import AttentionBlock
 from torch import Tensor
 
-from ..registry import register_model
+from .registry import register_model
 from .base import JointCodecBase
 
 

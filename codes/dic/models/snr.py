@@ -1,4 +1,4 @@
-"""ICME 2024 SNR-aware joint denoising + compression network, the seed's system (MODELS.md §3):
+"""ICME 2024 SNR-aware joint denoising + compression network, the seed's system (docs/models.md §3):
 the ECCV 2022 network with each denoiser replaced by an SNR-aware block."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Optional, Sequence, Tuple
 
 from torch import Tensor
 
-from ..errors import OptionError
-from ..registry import register_model
+from ..errors import ArgumentError
+from .registry import register_model
 from .base import PAD_MULTIPLE, JointCodecBase, check_positive_int
 from .layers import SNRAwareBlock, snr_map
 
@@ -43,7 +43,7 @@ class SNRDecomp(JointCodecBase):
     ):
         super().__init__(quality, N)
         if self.N % 2:
-            raise OptionError(f"network.N: snr-decomp needs an even width, got {self.N}")
+            raise ArgumentError(f"snr-decomp needs an even width, got {self.N}", argument="N")
         for key, value in (("num_layers", num_layers), ("num_heads", num_heads),
                            ("head_dim", head_dim), ("token_patch", token_patch),
                            ("nonlocal_blocks", nonlocal_blocks)):
@@ -60,8 +60,8 @@ class SNRDecomp(JointCodecBase):
             local_blocks=list(local), nonlocal_blocks=nonlocal_blocks,
         )
 
-    def denoise_context(self, x: Tensor) -> Tensor:
-        return snr_map(x)
+    def denoise_context(self, x: Tensor, blur: Optional[Tensor] = None) -> Tensor:
+        return snr_map(x, blur=blur)
 
     def denoise(self, stage: int, f: Tensor, context: Optional[Tensor]) -> Tensor:
         return (self.snr_block_1 if stage == 1 else self.snr_block_2)(f, context)
@@ -74,7 +74,7 @@ def _two_counts(value: Sequence[int]) -> Tuple[int, int]:
     except TypeError:
         counts = ()
     if len(counts) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-        raise OptionError(
-            f"network.local_blocks: expected two non-negative integers [stage 1, stage 2], got {value!r}"
+        raise ArgumentError(
+            f"expected two non-negative integers [stage 1, stage 2], got {value!r}", argument="local_blocks"
         )
     return counts  # type: ignore[return-value]

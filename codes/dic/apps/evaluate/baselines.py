@@ -20,18 +20,18 @@ itself (Immerkær's fast estimator, 0–255 units, mean over the channels). No c
 level is needed, so the rule works on real photographs; on scikit-image photographs at the four
 synthetic levels it is within 0.1 dB of the best fixed ``h``/σ̂ ratio per level.
 
-Command line (baselines only, on the data sets of an option file)::
+Command line (baselines only, on the data sets of an option file), in :mod:`.baselines_cmd`::
 
-    python -m dic.apps.evaluate.baselines -opt conf/test/tiny.yml --methods nlm-jpeg nlm-webp
+    python -m dic.apps.evaluate.baselines_cmd -opt conf/test/tiny.yml --methods nlm-jpeg nlm-webp
 """
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import math
-import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -39,7 +39,7 @@ from ...data.io import to_tensor, to_uint8
 from ...errors import DicError, OptionError
 from ...metrics import quantize_8bit
 from ...registry import did_you_mean
-from .runner import Coded, Coder, EntryInfo, ModelCoder
+from .coders import Coded, Coder, EntryInfo, ModelCoder
 
 #: option name → (denoiser or None, codec)
 CLASSICAL: Dict[str, Tuple[Optional[str], str]] = {
@@ -59,8 +59,6 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     """Standard deviation of white Gaussian noise in a uint8 RGB image, 0–255 units, by
     Immerkær's estimator (Laplacian-difference mask, mean absolute response), averaged over
     the channels."""
-    import cv2
-
     mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
     h, w = image.shape[:2]
     if h < 3 or w < 3:
@@ -79,8 +77,6 @@ def nlm_strength(sigma: float) -> float:
 
 def denoise_nlm(image: np.ndarray) -> np.ndarray:
     """OpenCV's colour non-local means with the strength rule above (7×7 patches, 21×21 search)."""
-    import cv2
-
     h = nlm_strength(estimate_noise_sigma(image))
     bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, 7, 21)
@@ -88,16 +84,13 @@ def denoise_nlm(image: np.ndarray) -> np.ndarray:
 
 
 def bm3d_available() -> bool:
-    try:
-        import bm3d  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optional ``bm3d`` package (non-commercial licence: not a dependency) is installed."""
+    return importlib.util.find_spec("bm3d") is not None
 
 
 def denoise_bm3d(image: np.ndarray) -> np.ndarray:
     """BM3D (the ``bm3d`` package) on the RGB image with the estimated noise level."""
-    import bm3d
+    import bm3d  # optional: checked by bm3d_available() before any work
 
     sigma = max(estimate_noise_sigma(image), 1e-3) / 255.0
     out = bm3d.bm3d_rgb(image.astype(np.float64) / 255.0, sigma)
@@ -109,10 +102,8 @@ DENOISERS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {"nlm": denoise_nlm, 
 
 # ------------------------------------------------------------------------------------------
 # Classical codecs: real files in memory
-def encode_image(image: np.ndarray, codec: str, quality: int) -> bytes:
+def encode_classical(image: np.ndarray, codec: str, quality: int) -> bytes:
     """JPEG or WebP bytes of an H×W×3 uint8 RGB image at ``quality`` (1–100), from OpenCV."""
-    import cv2
-
     flags = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY), "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY)}
     ext, flag = flags[codec]
     ok, data = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), [int(flag), int(quality)])
@@ -121,10 +112,8 @@ def encode_image(image: np.ndarray, codec: str, quality: int) -> bytes:
     return data.tobytes()
 
 
-def decode_image(data: bytes, codec: str) -> np.ndarray:
+def decode_classical(data: bytes, codec: str) -> np.ndarray:
     """Decode JPEG / WebP bytes to H×W×3 uint8 RGB."""
-    import cv2
-
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DicError(f"OpenCV could not decode {len(data)} bytes of {codec}")
@@ -142,8 +131,8 @@ class ClassicalCoder(Coder):
         self.denoiser = DENOISERS[denoiser] if denoiser else None
         self.codec = codec
 
-    def code(self, noisy: torch.Tensor) -> List[Coded]:
-        image = to_uint8(noisy)
+    def code(self, noisy: torch.Tensor, blur: Optional[torch.Tensor] = None) -> List[Coded]:
+        image = to_uint8(noisy)  # the codecs take 8-bit files; blur: unused
         t0 = time.perf_counter()
         clean = self.denoiser(image) if self.denoiser else image
         denoise_time = time.perf_counter() - t0
@@ -151,9 +140,9 @@ class ClassicalCoder(Coder):
         out = []
         for entry in self.entries:
             t1 = time.perf_counter()
-            data = encode_image(clean, self.codec, entry.quality)
+            data = encode_classical(clean, self.codec, entry.quality)
             t2 = time.perf_counter()
-            decoded = decode_image(data, self.codec)
+            decoded = decode_classical(data, self.codec)
             t3 = time.perf_counter()
             out.append(Coded(to_tensor(decoded).unsqueeze(0), 8 * len(data) / (h * w), len(data), denoise_time + t2 - t1, t3 - t2))
         return out
@@ -170,13 +159,14 @@ class LearnedSequentialCoder(Coder):
         self.codec = codec
 
     @torch.no_grad()
-    def code(self, noisy: torch.Tensor) -> List[Coded]:
+    def code(self, noisy: torch.Tensor, blur: Optional[torch.Tensor] = None) -> List[Coded]:
         x = noisy.to(self.codec.device)
+        blur = None if blur is None else blur.to(self.codec.device)
         t0 = time.perf_counter()
         if self.estimation:
-            denoised = self.denoiser(x)["x_hat"]
+            denoised = self.denoiser(x, blur=blur)["x_hat"]
         else:
-            enc = self.denoiser.compress(x)
+            enc = self.denoiser.compress(x, blur=blur)
             denoised = self.denoiser.decompress(enc["strings"], enc["shape"])["x_hat"]
         denoised = quantize_8bit(denoised.clamp(0, 1))
         elapsed = time.perf_counter() - t0
@@ -190,11 +180,10 @@ def learned_sequential_coder(denoiser: torch.nn.Module, codec: ModelCoder) -> Co
 
 
 # ------------------------------------------------------------------------------------------
-# Options
-def baseline_names(opt: Mapping[str, Any]) -> List[str]:
-    """``test.baselines`` as a checked list of names."""
-    value = opt["test"].get("baselines") or []
-    names = [value] if isinstance(value, str) else list(value)
+# Option values → coders
+def baseline_names(value: Union[None, str, Sequence[str]]) -> List[str]:
+    """``test.baselines`` (a name or a list) as a checked list of names."""
+    names = [value] if isinstance(value, str) else list(value or [])
     for name in names:
         if name not in CLASSICAL:
             raise OptionError(f"test.baselines: unknown baseline '{name}'{did_you_mean(name, list(CLASSICAL))}; "
@@ -205,8 +194,9 @@ def baseline_names(opt: Mapping[str, Any]) -> List[str]:
     return names
 
 
-def baseline_qualities(opt: Mapping[str, Any]) -> List[int]:
-    qualities = opt["test"].get("baseline_qualities") or list(DEFAULT_QUALITIES)
+def baseline_qualities(value: Optional[Sequence[int]]) -> List[int]:
+    """``test.baseline_qualities`` checked (integers 1–100, no repeats) and sorted."""
+    qualities = list(value or DEFAULT_QUALITIES)
     for q in qualities:
         if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100:
             raise OptionError(f"test.baseline_qualities: got {q!r}, expected integers in 1..100")
@@ -215,40 +205,8 @@ def baseline_qualities(opt: Mapping[str, Any]) -> List[int]:
     return sorted(qualities)
 
 
-def baseline_coders(opt: Mapping[str, Any]) -> List[Coder]:
-    """One :class:`ClassicalCoder` per name in ``test.baselines``."""
-    names = baseline_names(opt)
-    qualities = baseline_qualities(opt) if names else []
-    return [ClassicalCoder(name, qualities) for name in names]
-
-
-# ------------------------------------------------------------------------------------------
-# Command line: baselines alone
-def main(argv: Optional[List[str]] = None) -> int:
-    """``python -m dic.apps.evaluate.baselines -opt X.yml [--methods ...] [--qualities ...]``: run only
-    the classical baselines on the option file's data sets."""
-    from ..runtime import guarded
-
-    parser = argparse.ArgumentParser(prog="python -m dic.apps.evaluate.baselines",
-                                     description="Classical sequential baselines on the data sets of an option file.")
-    parser.add_argument("-opt", "--opt", required=True, metavar="OPTIONS.yml")
-    parser.add_argument("--methods", nargs="+", default=["nlm-jpeg", "nlm-webp"], choices=list(CLASSICAL))
-    parser.add_argument("--qualities", nargs="+", type=int, default=None, help="quality ladder (1–100)")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override options")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-
-    def run() -> int:
-        from .runner import run as run_evaluation
-
-        overrides = list(args.set) + ["path.checkpoint=null", "test.denoiser=null",
-                                      "test.baselines=[" + ",".join(args.methods) + "]"]
-        if args.qualities:
-            overrides.append("test.baseline_qualities=[" + ",".join(map(str, args.qualities)) + "]")
-        return run_evaluation(argparse.Namespace(opt=args.opt, set=overrides, no_progress=args.no_progress))
-
-    return guarded(run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def baseline_coders(names: Union[None, str, Sequence[str]], qualities: Optional[Sequence[int]]) -> List[Coder]:
+    """One :class:`ClassicalCoder` per name of ``test.baselines``, over the quality ladder."""
+    names = baseline_names(names)
+    ladder = baseline_qualities(qualities) if names else []
+    return [ClassicalCoder(name, ladder) for name in names]

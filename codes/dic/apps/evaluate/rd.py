@@ -7,6 +7,11 @@ Reports are JSON files in CompressAI's ``eval_model`` layout (``name``, ``descri
 ``dic bdrate A.json B.json`` prints the BD-rate (%) and BD-PSNR (dB) of B against A. The deltas
 use piecewise cubic Hermite interpolation (PCHIP) of each curve, the variant of the common
 reference implementations, integrated exactly over the overlapping interval.
+
+Figures measured under different test protocols (``pad``, ``crop``, ``official``: README
+"Evaluation") are not comparable, so ``dic bdrate`` refuses such a pair unless told
+``--allow-mixed-protocols``; a report without a ``protocol`` field (written before reports
+recorded it) counts as ``pad``, the default then and now.
 """
 from __future__ import annotations
 
@@ -14,15 +19,19 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from ...errors import DicError
 from ...fileio import atomic_output
+from ...metrics import ms_ssim_db
 
 METRICS = ("psnr", "ms-ssim", "ms-ssim-db")
+DEFAULT_PROTOCOL = "pad"  # what reports without a 'protocol' field were measured with
 AXIS_LABELS = {"psnr": "PSNR (dB)", "ms-ssim": "MS-SSIM", "ms-ssim-db": "MS-SSIM (dB)"}
 
 ReportLike = Union[str, os.PathLike, Mapping[str, Any]]
@@ -64,7 +73,7 @@ def curve(report: ReportLike, metric: str = "psnr") -> Tuple[np.ndarray, np.ndar
     if metric in results:
         values = results[metric]
     elif metric == "ms-ssim-db" and "ms-ssim" in results:
-        values = [-10 * math.log10(1 - v) if v < 1 else math.inf for v in results["ms-ssim"]]
+        values = [ms_ssim_db(v) for v in results["ms-ssim"]]
     else:
         raise DicError(f"{source}: results have no '{metric}' list (the data set may have no "
                        f"ground truth); available: {', '.join(sorted(results))}")
@@ -80,8 +89,6 @@ def curve(report: ReportLike, metric: str = "psnr") -> Tuple[np.ndarray, np.ndar
 # Bjøntegaard deltas
 def _pchip_mean(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
     """Mean of the PCHIP interpolant of (x, y) over [lo, hi]."""
-    from scipy.interpolate import PchipInterpolator
-
     order = np.argsort(x)
     x, y = x[order], y[order]
     return float(PchipInterpolator(x, y).integrate(lo, hi)) / (hi - lo)
@@ -139,9 +146,33 @@ def bd_psnr(r1: Sequence[float], d1: Sequence[float], r2: Sequence[float], d2: S
     return _pchip_mean(l2, d2, lo, hi) - _pchip_mean(l1, d1, lo, hi)
 
 
-def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr") -> Dict[str, float]:
-    """BD-rate (%) and BD-<metric> of report ``b`` against report ``a``."""
+def report_protocol(report: Mapping[str, Any]) -> Tuple[str, bool]:
+    """(protocol, recorded): the report's ``protocol`` field, or ``pad`` when it has none."""
+    protocol = report.get("protocol")
+    return (str(protocol), True) if protocol else (DEFAULT_PROTOCOL, False)
+
+
+def check_protocols(a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    """A DicError naming both reports and protocols when they were measured differently."""
+    (pa, ra), (pb, rb) = report_protocol(a), report_protocol(b)
+    if pa == pb:
+        return
+    described = []
+    for report, protocol, recorded in ((a, pa, ra), (b, pb, rb)):
+        note = "" if recorded else ", no 'protocol' field: treated as 'pad'"
+        described.append(f"{report.get('_source', report.get('name', '?'))} (protocol '{protocol}'{note})")
+    raise DicError(f"{described[0]} and {described[1]} were measured under different test protocols, "
+                   "so their figures are not comparable; re-evaluate one with the other's test.protocol, "
+                   "or pass --allow-mixed-protocols to compare them anyway")
+
+
+def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr",
+               allow_mixed_protocols: bool = False) -> Dict[str, float]:
+    """BD-rate (%) and BD-<metric> of report ``b`` against report ``a``; reports of different
+    test protocols only with ``allow_mixed_protocols``."""
     a, b = _as_report(a), _as_report(b)
+    if not allow_mixed_protocols:
+        check_protocols(a, b)
     ra, da = curve(a, metric)
     rb, db = curve(b, metric)
     try:
@@ -165,7 +196,7 @@ def plot_reports(reports: Sequence[ReportLike], output: Optional[Union[str, os.P
                  metric: str = "psnr", title: Optional[str] = None, ax=None):
     """Draw one rate–distortion curve per report on ``ax`` (a new figure if None); with ``output``
     the figure is written atomically (format from the extension). Returns the axes."""
-    import matplotlib
+    import matplotlib  # heavy, needed by plots only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -228,6 +259,9 @@ def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tests", nargs="+", metavar="B.json", help="report(s) compared against A")
     parser.add_argument("--metric", choices=METRICS, default="psnr",
                         help="quality measure for the deltas (default: psnr)")
+    parser.add_argument("--allow-mixed-protocols", action="store_true",
+                        help="compare reports measured under different test protocols (pad, crop, official); "
+                             "a report without a protocol field counts as pad")
 
 
 def run_bdrate(args: argparse.Namespace) -> int:
@@ -236,7 +270,11 @@ def run_bdrate(args: argparse.Namespace) -> int:
     label = "BD-PSNR" if args.metric == "psnr" else f"BD-{args.metric.upper()}"
     for path in args.tests:
         test = load_report(path)
-        d = bd_between(anchor, test, args.metric)
+        d = bd_between(anchor, test, args.metric, allow_mixed_protocols=args.allow_mixed_protocols)
+        (pa, _), (pt, _) = report_protocol(anchor), report_protocol(test)
+        if pa != pt:
+            print(f"warning: {test['_source']} ({pt}) and {anchor['_source']} ({pa}) were measured "
+                  "under different test protocols", file=sys.stderr)
         print(f"{test['name']} against {anchor['name']}: BD-rate {d['bd_rate']:+.2f} %, "
               f"{label} {d['bd_metric']:+.3f}{(' ' + unit) if unit else ''}")
     return 0

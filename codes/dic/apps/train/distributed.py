@@ -96,7 +96,7 @@ def gather_objects(obj: Any) -> List[Any]:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when ``flag`` is true on at least one, so that all ranks take the
-    same branch (e.g. skipping a bad step together, which DDP requires)."""
+    same branch (e.g. capping a bad step together, which DDP requires)."""
     if not is_initialized() or get_world_size() == 1:
         return bool(flag)
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)

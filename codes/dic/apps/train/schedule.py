@@ -14,10 +14,12 @@ is called once per epoch or once per step accordingly, :func:`step_plateau` afte
 from __future__ import annotations
 
 import warnings
-from typing import Callable, List, Mapping, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
+
+from ...errors import ArgumentError
 
 SCHEMES = ("LambdaLR", "MultiStepLR", "ReduceLROnPlateau")
 
@@ -36,27 +38,26 @@ def warmup_multistep(warm_up_counts: int, milestones: List[int], gamma: float) -
     return factor
 
 
-def create_schedulers(schedule: Mapping, optimizer: Optimizer, aux_optimizer: Optimizer) -> Tuple[LRScheduler, LRScheduler]:
-    """(main, auxiliary) schedulers for the ``train.<mode>`` section ``schedule``."""
-    scheme = schedule["lr_scheme"]
-    warm = int(schedule.get("warm_up_counts") or 0)
-    milestones = list(schedule.get("milestones") or [])
-    gamma = float(schedule.get("gamma", 0.1))
-    if scheme == "LambdaLR":
+def create_schedulers(optimizer: Optimizer, aux_optimizer: Optimizer, *, lr_scheme: str, warm_up_counts: int = 0,
+                      milestones: Sequence[int] = (), gamma: float = 0.1,
+                      patience: int = 10) -> Tuple[LRScheduler, LRScheduler]:
+    """(main, auxiliary) schedulers of ``lr_scheme`` (the values of a ``train.<mode>`` section)."""
+    warm, milestones, gamma = int(warm_up_counts or 0), list(milestones or []), float(gamma)
+    if lr_scheme == "LambdaLR":
         return (LambdaLR(optimizer, warmup_multistep(warm, milestones, gamma)),
                 LambdaLR(aux_optimizer, warmup_multistep(warm, [], 1.0)))
-    if scheme == "MultiStepLR":
+    if lr_scheme == "MultiStepLR":
         return (LambdaLR(optimizer, warmup_multistep(0, milestones, gamma)),
                 LambdaLR(aux_optimizer, warmup_multistep(0, [], 1.0)))
-    if scheme == "ReduceLROnPlateau":
-        main = ReduceLROnPlateau(optimizer, mode="min", factor=gamma, patience=int(schedule.get("patience", 10)))
+    if lr_scheme == "ReduceLROnPlateau":
+        main = ReduceLROnPlateau(optimizer, mode="min", factor=gamma, patience=int(patience))
         return main, LambdaLR(aux_optimizer, warmup_multistep(0, [], 1.0))
-    raise ValueError(f"unknown lr_scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    raise ArgumentError(f"unknown scheme {lr_scheme!r}; expected one of {', '.join(SCHEMES)}", argument="lr_scheme")
 
 
 def step_time(*schedulers: LRScheduler) -> None:
     """Advance the count-based schedulers by one (epoch or step); plateau schedulers wait.
-    The schedule counts time, so it advances over skipped steps too (torch would warn about
+    The schedule counts time, so it advances over capped steps too (torch would warn about
     the optimizer not having stepped; that is intended here)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")

@@ -1,31 +1,17 @@
-"""Training state: counters, RNG states, and the training checkpoint that resumes a run exactly.
-
-A training checkpoint is one of our model checkpoints (:func:`dic.checkpoints.save_checkpoint`,
-written atomically) with these extra entries, all tensors or plain containers so that it loads
-with ``torch.load(weights_only=True)``:
-
-- ``epoch``, ``iter`` (steps done), ``batch_in_epoch`` (batches of the current epoch done),
-  ``loss`` (best validation rd_loss so far), ``skipped_steps``, ``seed``, ``world_size``;
-- ``optimizer``, ``aux_optimizer``, ``lr_scheduler``, ``aux_lr_scheduler`` (state dicts, the
-  official names), ``scaler`` (fp16 GradScaler, or None);
-- ``rng``: one entry per rank with the Python, NumPy, torch CPU and CUDA generator states.
+"""Where a run stands: its counters (:class:`TrainState`), the optimisation objects whose states a
+checkpoint carries (:class:`Optimisation`), and every generator's state (:func:`capture_rng`).
+:mod:`.checkpointing` writes them to a training checkpoint and reads them back.
 """
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
-
-from ...errors import CheckpointError
-from ...checkpoints import save_checkpoint
-
-#: Entries a training checkpoint has beyond a plain model checkpoint.
-TRAINING_KEYS = ("epoch", "iter", "batch_in_epoch", "loss", "optimizer", "aux_optimizer",
-                 "lr_scheduler", "aux_lr_scheduler", "rng")
+from torch.optim import Optimizer
 
 
 @dataclass
@@ -33,25 +19,52 @@ class TrainState:
     """Counters that, with the weights, optimizers, schedulers and RNGs, define where a run is."""
 
     epoch: int = 0  # epochs completed
-    step: int = 0  # optimisation steps done (skipped ones included)
+    step: int = 0  # optimisation steps done (capped ones included)
     batch_in_epoch: int = 0  # batches of the current epoch done
     best_loss: float = math.inf  # lowest validation rd_loss so far
-    skipped_steps: int = 0  # steps whose loss was NaN, infinite or above loss_cap
+    capped_steps: int = 0  # steps whose loss was outside [0, loss_cap) (skipped or zero-gradient)
     seed: int = 0
 
     def as_extra(self) -> Dict[str, Any]:
-        """The checkpoint entries (official names where the official files have one)."""
+        """The checkpoint entries (official names where the official files have one; the capped
+        count keeps its first name, ``skipped_steps``)."""
         return {"epoch": self.epoch, "iter": self.step, "batch_in_epoch": self.batch_in_epoch,
-                "loss": float(self.best_loss), "skipped_steps": self.skipped_steps, "seed": self.seed}
+                "loss": float(self.best_loss), "skipped_steps": self.capped_steps, "seed": self.seed}
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> "TrainState":
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["iter"]), batch_in_epoch=int(ckpt["batch_in_epoch"]),
-                   best_loss=float(ckpt["loss"]), skipped_steps=int(ckpt.get("skipped_steps", 0)),
+                   best_loss=float(ckpt["loss"]), capped_steps=int(ckpt.get("skipped_steps", 0)),
                    seed=int(ckpt.get("seed", 0)))
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Optimisation:
+    """Both optimizers, both learning-rate schedulers and fp16's GradScaler (None otherwise)."""
+
+    optimizer: Optimizer
+    aux_optimizer: Optimizer
+    scheduler: Any
+    aux_scheduler: Any
+    scaler: Optional[torch.amp.GradScaler] = None
+
+    def state_dicts(self) -> Dict[str, Any]:
+        """Their states, under the official checkpoint names."""
+        return {"optimizer": self.optimizer.state_dict(), "aux_optimizer": self.aux_optimizer.state_dict(),
+                "lr_scheduler": self.scheduler.state_dict(), "aux_lr_scheduler": self.aux_scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dicts(self, ckpt: Mapping[str, Any]) -> None:
+        """Put back the states :meth:`state_dicts` wrote (the scaler's when both sides have one)."""
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.aux_optimizer.load_state_dict(ckpt["aux_optimizer"])
+        self.scheduler.load_state_dict(ckpt["lr_scheduler"])
+        self.aux_scheduler.load_state_dict(ckpt["aux_lr_scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,35 +96,3 @@ def restore_rng(state: Mapping[str, Any]) -> None:
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
         else:
             torch.cuda.set_rng_state(cuda[torch.cuda.current_device() % len(cuda)].cpu())
-
-
-# --------------------------------------------------------------------------------------------
-def save_training_checkpoint(path: str, model: torch.nn.Module, state: TrainState, optimizer, aux_optimizer,
-                             scheduler, aux_scheduler, scaler: Optional[Any], rng: List[Dict[str, Any]],
-                             world_size: int) -> None:
-    """Write everything needed to continue the run to ``path`` (atomically)."""
-    save_checkpoint(
-        path, model, **state.as_extra(),
-        optimizer=optimizer.state_dict(), aux_optimizer=aux_optimizer.state_dict(),
-        lr_scheduler=scheduler.state_dict(), aux_lr_scheduler=aux_scheduler.state_dict(),
-        scaler=scaler.state_dict() if scaler is not None else None,
-        rng=rng, world_size=int(world_size),
-    )
-
-
-def is_training_checkpoint(ckpt: Mapping[str, Any]) -> bool:
-    """Whether a loaded checkpoint carries a training state (not only weights)."""
-    return all(k in ckpt for k in TRAINING_KEYS)
-
-
-def check_same_model(ckpt: Mapping[str, Any], model: torch.nn.Module, path: str) -> None:
-    """A resumed checkpoint must hold the model the options build: same name, same hyper-parameters."""
-    if ckpt["model"] != model.name:
-        raise CheckpointError(f"cannot resume from {path}: it holds a '{ckpt['model']}' model but "
-                              f"network.model is '{model.name}'")
-    theirs, ours = dict(ckpt["hparams"]), dict(model.hparams)
-    diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-    if diff:
-        listed = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs options {ours.get(k)!r}" for k in diff)
-        raise CheckpointError(f"cannot resume from {path}: the network options differ from the "
-                              f"checkpoint's ({listed})")

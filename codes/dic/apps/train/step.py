@@ -1,0 +1,203 @@
+"""One optimisation step, shared by ``dic train`` and ``dic bench``: forward (under autocast when
+mixed precision is on), rate–distortion loss, one backward pass, gradient clipping, both Adam
+steps, the context masks re-applied, and the loss cap (docs/options.md, ``train.loss_cap`` and
+``train.loss_cap_mode``).
+
+The loss cap. A step whose main loss lies outside ``[0, loss_cap)`` — NaN, infinite, negative,
+or at least ``loss_cap`` — is *capped*:
+
+- ``skip``: nothing is updated (no backward pass, no optimizer step);
+- ``zero_grad`` (the official releases): the main loss is not back-propagated, the main
+  gradients are zero, yet the main optimizer still steps (Adam's moments keep moving the
+  weights); the auxiliary loss is back-propagated and its optimizer steps as usual.
+
+Under DDP a bad loss on any rank caps the step on every rank (``any_rank``), so the replicas
+stay identical.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.optim import Adam, Optimizer
+
+from ...errors import ArgumentError, OptionError
+from ...losses import RateDistortionLoss
+from ...models import apply_context_masks
+
+#: Submodules kept in float32 under autocast: the entropy parameters and the likelihoods.
+FP32_MODULES = ("entropy_bottleneck", "gaussian_conditional", "context_prediction", "entropy_parameters")
+
+#: What a capped step does (``train.loss_cap_mode``).
+LOSS_CAP_MODES = ("skip", "zero_grad")
+
+
+@dataclass
+class StepResult:
+    """What one step did."""
+
+    terms: Dict[str, Tensor]  # detached loss terms (always present, capped or not)
+    capped: bool  # the loss was outside [0, loss_cap) here or on another rank
+    loss: float = math.nan  # this process's main loss, on the host
+
+
+def loss_in_range(loss: float, cap: float) -> bool:
+    """Whether a step's main loss may train: within ``[0, cap)`` (NaN and infinities are not)."""
+    return 0.0 <= loss < cap
+
+
+class TrainStep:
+    """One optimisation step of both optimizers (main + aux), CompressAI's split.
+
+    ``net`` is what the forward pass calls: the model's DDP wrapper, or the model (the default).
+    ``any_rank(flag) -> bool`` is true on every rank when ``flag`` is on one (default: ``flag``).
+    With ``amp_dtype`` the forward pass runs under autocast and the entropy model is kept in
+    float32 (:func:`keep_fp32`, applied here); ``scaler`` is fp16's GradScaler.
+
+    The main and auxiliary losses are back-propagated together: their gradients reach disjoint
+    parameters (the aux loss only touches the entropy bottleneck's quantiles, the main loss
+    never does), so DDP reduces every gradient in one pass without ``find_unused_parameters``.
+    One difference from CompressAI's example loop, which computes the aux loss after the main
+    Adam step: here it is computed before, with the bottleneck's density weights of the forward
+    pass (a capped ``zero_grad`` step does the same)."""
+
+    def __init__(self, model: nn.Module, criterion: RateDistortionLoss, optimizer: Optimizer,
+                 aux_optimizer: Optimizer, *, device: torch.device, net: Optional[nn.Module] = None,
+                 clip_max_norm: float = 1.0, loss_cap: float = 100.0, loss_cap_mode: str = "skip",
+                 amp_dtype: Optional[torch.dtype] = None, scaler: Optional[torch.amp.GradScaler] = None,
+                 any_rank: Optional[Callable[[bool], bool]] = None):
+        if loss_cap_mode not in LOSS_CAP_MODES:
+            raise ArgumentError(f"expected one of {', '.join(LOSS_CAP_MODES)}, got {loss_cap_mode!r}",
+                                argument="loss_cap_mode")
+        self.model, self.criterion = model, criterion
+        self.optimizer, self.aux_optimizer = optimizer, aux_optimizer
+        self.device = torch.device(device)
+        self.net = net if net is not None else model
+        self.clip_max_norm, self.loss_cap, self.loss_cap_mode = clip_max_norm, loss_cap, loss_cap_mode
+        self.amp_dtype, self.scaler = amp_dtype, scaler
+        self.any_rank = any_rank if any_rank is not None else bool
+        if amp_dtype is not None:
+            keep_fp32(model, self.device.type)
+
+    def __call__(self, gt: Tensor, noisy: Tensor) -> StepResult:
+        """Train on one batch (clean ``gt``, ``noisy`` input), or cap the step as the mode says."""
+        gt = gt.to(self.device, non_blocking=True)
+        noisy = noisy.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp_dtype):
+            out = self.net(noisy, gt if self.criterion.uses_guidance else None)
+        terms = self.criterion(out, gt)
+        terms["aux_loss"] = self.model.aux_loss()
+        loss = float(terms["loss"].detach())
+        capped = self.any_rank(not loss_in_range(loss, self.loss_cap))
+        result = StepResult({k: v.detach() for k, v in terms.items()}, capped, loss)
+        if not capped:
+            self._backward(terms["loss"] + terms["aux_loss"])
+            if self.clip_max_norm > 0:
+                nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
+        elif self.loss_cap_mode == "zero_grad":
+            self._aux_backward_only(terms["aux_loss"])
+        else:
+            return result  # skip: nothing updated
+        self._step()
+        # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
+        # forward pass (a validation on rank 0) has masked them since the last step
+        apply_context_masks(self.model)
+        return result
+
+    def _backward(self, total: Tensor) -> None:
+        """Gradients of ``total`` (reduced over ranks by DDP), unscaled for clipping under fp16."""
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            total.backward()
+
+    def _aux_backward_only(self, aux_loss: Tensor) -> None:
+        """A capped ``zero_grad`` step's gradients: the aux loss's for the quantiles, zeros for
+        every main parameter. ``autograd.grad`` leaves DDP's hooks out, which is safe: the aux loss
+        depends only on replicated weights (the quantiles; the bottleneck's density, detached),
+        so its gradients are the same on every rank."""
+        aux = parameters(self.aux_optimizer)
+        scaled = self.scaler.scale(aux_loss) if self.scaler is not None else aux_loss
+        for p, g in zip(aux, torch.autograd.grad(scaled, aux, allow_unused=True)):
+            p.grad = g
+        for p in parameters(self.optimizer):
+            p.grad = torch.zeros_like(p)
+
+    def _step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.step(self.aux_optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+            self.aux_optimizer.step()
+
+
+def build_optimizers(model: nn.Module, lr: float, lr_aux: float) -> Tuple[Adam, Adam]:
+    """Adam on every parameter but the entropy bottleneck's quantiles (``lr``), and Adam on the
+    quantiles (``lr_aux``), CompressAI's way. An ArgumentError when the model has no quantiles."""
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
+    if not aux:
+        raise ArgumentError(f"'{getattr(model, 'name', type(model).__name__)}' has no entropy-bottleneck "
+                            "quantiles for the auxiliary optimizer to train", argument="model")
+    return Adam(main, lr=lr), Adam(aux, lr=lr_aux)
+
+
+def parameters(optimizer: Optimizer) -> List[Tensor]:
+    """Every parameter ``optimizer`` updates."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+# ============================================================================================
+# Mixed precision
+def select_amp(amp: str, device: torch.device, logger: logging.Logger) -> Optional[torch.dtype]:
+    """The autocast dtype for ``train.amp`` (None: full float32). Mixed precision is CUDA-only."""
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        logger.warning(f"train.amp: {amp} needs CUDA; training in float32 on the CPU")
+        return None
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise OptionError(f"train.amp: bf16 is not supported by {torch.cuda.get_device_name(device)}; use fp16 or off")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, amp_dtype: Optional[torch.dtype]) -> ContextManager:
+    """Mixed-precision context of a forward pass (a no-op when ``amp_dtype`` is None)."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
+
+
+def keep_fp32(model: nn.Module, device_type: str) -> None:
+    """Run the entropy-model submodules outside autocast with float32 inputs, so the entropy
+    parameters and likelihoods never lose precision; the transforms stay in mixed precision.
+    Applying it twice changes nothing."""
+    for name in FP32_MODULES:
+        module = getattr(model, name, None)
+        if isinstance(module, nn.Module) and not getattr(module.forward, "keeps_fp32", False):
+            module.forward = _fp32_forward(module.forward, device_type)
+
+
+def _fp32_forward(forward: Callable, device_type: str) -> Callable:
+    def to32(v):
+        return v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        with torch.autocast(device_type, enabled=False):
+            return forward(*map(to32, args), **{k: to32(v) for k, v in kwargs.items()})
+
+    wrapped.keeps_fp32 = True
+    return wrapped
