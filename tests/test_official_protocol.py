@@ -5,6 +5,8 @@ checkpoint."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -200,3 +202,18 @@ def test_the_model_own_blur_given_explicitly_changes_no_byte(workspace):
     assert model.compress(x, blur=box_blur(x))["strings"] == model.compress(x)["strings"]
     with pytest.raises(DataError, match=r"blur: shape \(1, 3, 64, 64\) differs from noisy \(1, 3, 64, 128\)"):
         model.compress(x, blur=x[..., :64])
+
+
+def test_measure_differences_script_prints_every_block(tmp_path):
+    """scripts/measure_differences.py (the figures of docs/reproducing.md §6) runs on any folder."""
+    rng = np.random.default_rng(3)
+    for i, (h, w) in enumerate(((100, 130), (64, 64))):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "measure_differences.py"
+    out = subprocess.run([sys.executable, str(script), "--root", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for block in ("truncation", "rounded to 8 bits", "uncropped", "sRGB curves", "level 4"):
+        assert block in out.stdout
+    assert "100×130 → 64×128" in out.stdout
+    empty = subprocess.run([sys.executable, str(script), "--root", str(tmp_path / "none")], capture_output=True, text=True)
+    assert empty.returncode == 2 and "no images" in empty.stderr

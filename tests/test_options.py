@@ -299,6 +299,29 @@ def test_bad_model_hyper_parameter_value_names_file_and_key(tmp_path):
         build_model(opt.network, opt.path.option_file)
 
 
+def test_warm_start_is_logged_and_its_errors_name_file_and_key(tmp_path, caplog):
+    import torch
+    from compressai.models import Cheng2020Anchor
+
+    from dic.errors import CheckpointError
+
+    raw = official(tmp_path)
+    raw["network"]["N"] = 16
+    raw["network"]["pretrained"] = str(tmp_path / "missing.pth")
+    path = tmp_path / "warm.yml"
+    path.write_text(yaml.safe_dump(raw))
+    opt = load_options(path)
+    with pytest.raises(CheckpointError, match=r"warm\.yml: network\.pretrained: checkpoint .*missing\.pth does not exist"):
+        build_model(opt.network, opt.path.option_file, warm_start=True)
+    torch.save(Cheng2020Anchor(N=16).state_dict(), tmp_path / "missing.pth")
+    with caplog.at_level("INFO", logger="dic"):
+        build_model(opt.network, opt.path.option_file, warm_start=True)
+    assert any("warm start: copied" in r.message and "missing.pth" in r.message for r in caplog.records)
+    caplog.clear()
+    build_model(opt.network, opt.path.option_file, warm_start=False)  # a resumed run: no warm start
+    assert not any("warm start" in r.message for r in caplog.records)
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("N", 15, "network.N: snr-decomp needs an even width, got 15"),
     ("local_blocks", [2], r"network.local_blocks: expected two non-negative integers \[stage 1, stage 2\], got \[2\]"),

@@ -245,13 +245,13 @@ def test_zero_grad_capped_step_steps_adam_on_zero_gradients(tmp_path, data, bad)
         main = parameters(run.optim.optimizer)
         assert all(p.grad is not None and not p.grad.any() for p in main)  # zeroed, not absent
 
-        # by hand: the aux loss's gradients (taken, as every step does, before anything moves),
-        # Adam on zero main gradients, the auxiliary Adam, the context masks
-        aux_optimizer.zero_grad()
-        model.aux_loss().backward()
+        # by hand, in the releases' order: Adam on zero main gradients, then the aux loss with
+        # the updated density weights and the auxiliary Adam, then the context masks
         for p in parameters(optimizer):
             p.grad = torch.zeros_like(p)
         optimizer.step()
+        aux_optimizer.zero_grad()
+        model.aux_loss().backward()
         aux_optimizer.step()
         apply_context_masks(model)
         after = state_of(run.model)
@@ -262,6 +262,34 @@ def test_zero_grad_capped_step_steps_adam_on_zero_gradients(tmp_path, data, bad)
         assert any(k.endswith(".quantiles") for k in moved)  # the auxiliary step ran
         assert sum(not k.endswith(".quantiles") for k in moved) > 10  # Adam's moments moved the main weights
         assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    finally:
+        teardown(run)
+
+
+def test_step_runs_the_auxiliary_loss_after_the_main_step_as_the_releases(tmp_path, data):
+    """A normal step equals CompressAI's example loop (and the releases') done by hand: main loss
+    backward, gradient clipping, main Adam step; then the aux loss with the updated density
+    weights, its backward and the auxiliary Adam step."""
+    run = setup(options(tmp_path, data, "order"))
+    try:
+        gt, noisy = next(iter(epoch_batches(run)))
+        model, optimizer, aux_optimizer = copy.deepcopy((run.model, run.optim.optimizer, run.optim.aux_optimizer))
+        rng = torch.get_rng_state()
+        optimizer.zero_grad()
+        aux_optimizer.zero_grad()
+        out = model(noisy, gt)
+        run.stepper.criterion(out, gt)["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(parameters(optimizer), run.stepper.clip_max_norm)
+        optimizer.step()
+        aux_loss = model.aux_loss()
+        aux_loss.backward()
+        aux_optimizer.step()
+        apply_context_masks(model)
+        torch.set_rng_state(rng)  # the same quantisation noise for the trainer's forward pass
+        result = train_step(run, gt, noisy)
+        assert not result.capped
+        assert_same_weights(state_of(model), state_of(run.model))
+        assert torch.equal(result.terms["aux_loss"], aux_loss.detach())
     finally:
         teardown(run)
 

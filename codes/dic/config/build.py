@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import logging
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch.nn as nn
@@ -18,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..checkpoints import load_pretrained
 from ..data import DATASETS
-from ..errors import ArgumentError, DicError, OptionError
+from ..errors import ArgumentError, CheckpointError, DicError, OptionError
 from ..losses import LAMBDAS, RateDistortionLoss, default_lambda
 from ..models import create_model
 from .options import NETWORK_FIXED, Options, validate_section
@@ -33,6 +34,8 @@ CRITERION_KEYS = {
     "alpha_fea": "network.alphas.alpha_fea",
     "quality": "network.quality",
 }
+
+logger = logging.getLogger("dic")
 
 
 @contextlib.contextmanager
@@ -64,7 +67,13 @@ def build_model(network: Mapping[str, Any], source: str, warm_start: bool = Fals
     with option_keys(source, "network", {"name": "network.model"}):
         model = create_model(network.model, network.quality, **model_kwargs(network))
     if warm_start and network.pretrained not in (None, False):
-        load_pretrained(model, network.pretrained, metric=network.criterions.criterion_metric)
+        try:
+            copied = load_pretrained(model, network.pretrained, metric=network.criterions.criterion_metric)
+        except CheckpointError as e:
+            raise CheckpointError(f"{source}: network.pretrained: {e}") from None
+        what = "CompressAI's downloadable weights" if network.pretrained in (True, "compressai") else network.pretrained
+        logger.info(f"warm start: copied {copied} tensors of cheng2020-anchor (quality {network.quality}, "
+                    f"{network.criterions.criterion_metric}) from {what}")
     return model
 
 

@@ -61,12 +61,11 @@ class TrainStep:
     With ``amp_dtype`` the forward pass runs under autocast and the entropy model is kept in
     float32 (:func:`keep_fp32`, applied here); ``scaler`` is fp16's GradScaler.
 
-    The main and auxiliary losses are back-propagated together: their gradients reach disjoint
-    parameters (the aux loss only touches the entropy bottleneck's quantiles, the main loss
-    never does), so DDP reduces every gradient in one pass without ``find_unused_parameters``.
-    One difference from CompressAI's example loop, which computes the aux loss after the main
-    Adam step: here it is computed before, with the bottleneck's density weights of the forward
-    pass (a capped ``zero_grad`` step does the same)."""
+    As in CompressAI's example loop and the official releases, the auxiliary loss is computed
+    after the main Adam step, with the bottleneck's updated density weights, and only then
+    back-propagated to the quantiles and stepped. DDP still reduces in one pass without
+    ``find_unused_parameters``: the main backward carries a zero-weighted aux term, so the
+    quantiles take part (with zero gradients)."""
 
     def __init__(self, model: nn.Module, criterion: RateDistortionLoss, optimizer: Optimizer,
                  aux_optimizer: Optimizer, *, device: torch.device, net: Optional[nn.Module] = None,
@@ -95,19 +94,21 @@ class TrainStep:
         with autocast(self.device, self.amp_dtype):
             out = self.net(noisy, gt if self.criterion.uses_guidance else None)
         terms = self.criterion(out, gt)
-        terms["aux_loss"] = self.model.aux_loss()
         loss = float(terms["loss"].detach())
         capped = self.any_rank(not loss_in_range(loss, self.loss_cap))
         result = StepResult({k: v.detach() for k, v in terms.items()}, capped, loss)
-        if not capped:
-            self._backward(terms["loss"] + terms["aux_loss"])
+        if capped and self.loss_cap_mode == "skip":
+            result.terms["aux_loss"] = self.model.aux_loss().detach()
+            return result  # nothing updated
+        if capped:  # zero_grad: Adam still steps, on zero gradients
+            for p in parameters(self.optimizer):
+                p.grad = torch.zeros_like(p)
+        else:
+            self._backward(terms["loss"] + 0.0 * self.model.aux_loss())
             if self.clip_max_norm > 0:
                 nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
-        elif self.loss_cap_mode == "zero_grad":
-            self._aux_backward_only(terms["aux_loss"])
-        else:
-            return result  # skip: nothing updated
-        self._step()
+        self._main_step()
+        result.terms["aux_loss"] = self._aux_step()
         # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
         # forward pass (a validation on rank 0) has masked them since the last step
         apply_context_masks(self.model)
@@ -121,26 +122,25 @@ class TrainStep:
         else:
             total.backward()
 
-    def _aux_backward_only(self, aux_loss: Tensor) -> None:
-        """A capped ``zero_grad`` step's gradients: the aux loss's for the quantiles, zeros for
-        every main parameter. ``autograd.grad`` leaves DDP's hooks out, which is safe: the aux loss
-        depends only on replicated weights (the quantiles; the bottleneck's density, detached),
-        so its gradients are the same on every rank."""
-        aux = parameters(self.aux_optimizer)
-        scaled = self.scaler.scale(aux_loss) if self.scaler is not None else aux_loss
-        for p, g in zip(aux, torch.autograd.grad(scaled, aux, allow_unused=True)):
-            p.grad = g
-        for p in parameters(self.optimizer):
-            p.grad = torch.zeros_like(p)
-
-    def _step(self) -> None:
+    def _main_step(self) -> None:
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
-            self.scaler.step(self.aux_optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-            self.aux_optimizer.step()
+
+    def _aux_step(self) -> Tensor:
+        """The auxiliary loss with the updated density weights, its gradients for the quantiles
+        and the aux optimizer's step; returns the loss, detached. ``autograd.grad`` leaves DDP's
+        hooks out, which is safe: the aux loss depends only on replicated weights (the quantiles;
+        the density, detached), so its gradients are the same on every rank. It runs in float32
+        outside autocast, so it needs no gradient scaling."""
+        quantiles = parameters(self.aux_optimizer)
+        aux_loss = self.model.aux_loss()
+        for p, g in zip(quantiles, torch.autograd.grad(aux_loss, quantiles, allow_unused=True)):
+            p.grad = g
+        self.aux_optimizer.step()
+        return aux_loss.detach()
 
 
 def build_optimizers(model: nn.Module, lr: float, lr_aux: float) -> Tuple[Adam, Adam]:
