@@ -10,11 +10,12 @@ from typing import Dict, List, Tuple
 from torch import nn
 from tqdm import tqdm
 
-from ..codec import (SUFFIX, check_model, decode_strings, device_warning, encode_image, load_codec_model,
-                     resolve_checkpoint, unpack)
+from ..codec import (CHECKPOINT_PATH_ENV, MAX_PIXELS_ENV, SUFFIX, check_model, decode_strings, decode_warnings,
+                     encode_image, load_codec_model, load_for_header, max_image_pixels, unpack)
 from ..data.io import atomic_write_bytes, is_image_file, read_image, write_image
-from ..errors import DataError, DicError
+from ..errors import DataError, DicError, OptionError
 from .runtime import parse_device
+
 
 def _jobs(inp: Path, out: Path, new_suffix: str, inputs: str) -> List[Tuple[Path, Path]]:
     """(source, destination) pairs: one file, or every matching file under a folder, mirrored."""
@@ -77,15 +78,15 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--checkpoint", required=True, help="checkpoint to code with (ours or an official one)")
     parser.add_argument("--arch", default=None,
                         help="architecture of an official checkpoint (snr-decomp, multiscale-decomp)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda; decode on the same kind of device")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
     parser.add_argument("--no-record-checkpoint", action="store_true",
-                        help="do not store the checkpoint path in the file (decompress then needs -c)")
+                        help="do not store the checkpoint's file name in the file (decompress then needs -c)")
 
 
 def run_compress(args: argparse.Namespace) -> int:
     jobs = _jobs(args.input, args.output, SUFFIX, "images")
-    parse_device(args.device)
-    model, fingerprint = load_codec_model(args.checkpoint, arch=args.arch, device=args.device)
+    device = parse_device(args.device)
+    model, fingerprint = load_codec_model(args.checkpoint, arch=args.arch, device=device)
     record = None if args.no_record_checkpoint else args.checkpoint
 
     def work(src: Path, dest: Path) -> str:
@@ -102,9 +103,15 @@ def add_decompress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="a .dic file, or a folder of them")
     parser.add_argument("output", type=Path, help="the PNG to write, or a folder for a folder input (x.dic → x.png)")
     parser.add_argument("-c", "--checkpoint", default=None,
-                        help="checkpoint to decode with (default: the one recorded in the file)")
+                        help="checkpoint to decode with (default: searched by the file name the file records)")
+    parser.add_argument("--checkpoint-dir", action="append", default=[], type=Path, metavar="DIR",
+                        help=f"a folder to look for the file's checkpoint in (repeatable); then ${CHECKPOINT_PATH_ENV}, "
+                             "then the .dic file's folder")
     parser.add_argument("--arch", default=None, help="architecture of an official checkpoint")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda; use the device the file was coded on")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
+    parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                        help=f"refuse images larger than N pixels once padded (default: ${MAX_PIXELS_ENV} or "
+                             "25165824 = 6144×4096, which a 24 GiB machine decodes at N=192)")
 
 
 def run_decompress(args: argparse.Namespace) -> int:
@@ -112,7 +119,10 @@ def run_decompress(args: argparse.Namespace) -> int:
     for _, dest in jobs:
         if dest.suffix.lower() != ".png":
             raise DataError(f"output {dest} must end in .png (decoded images are written as PNG)")
-    parse_device(args.device)
+    device = parse_device(args.device)
+    if args.max_pixels is not None and args.max_pixels <= 0:
+        raise OptionError(f"--max-pixels is {args.max_pixels}; expected a positive number of pixels")
+    max_pixels = max_image_pixels(args.max_pixels)
     models: Dict[str, Tuple[nn.Module, str]] = {}
 
     def work(src: Path, dest: Path) -> str:
@@ -121,16 +131,15 @@ def run_decompress(args: argparse.Namespace) -> int:
             data = src.read_bytes()
         except OSError as exc:
             raise DataError(f"cannot read {src}: {exc.strerror}") from None
-        header, strings = unpack(data, name)
-        checkpoint = resolve_checkpoint(header, args.checkpoint, name)
-        if checkpoint not in models:
-            models[checkpoint] = load_codec_model(checkpoint, arch=args.arch, device=args.device)
-        model, fingerprint = models[checkpoint]
-        check_model(header, model, fingerprint, name, f"checkpoint {checkpoint}")
-        note = device_warning(header, model, name)
-        if note:
+        header, strings = unpack(data, name, max_pixels)
+        model, fingerprint, source = load_for_header(
+            header, name, checkpoint=args.checkpoint, arch=args.arch, device=device,
+            checkpoint_dirs=args.checkpoint_dir, beside=src, cache=models,
+        )
+        check_model(header, model, fingerprint, name, source)
+        for note in decode_warnings(header, model, name):
             print(f"warning: {note}", file=sys.stderr)
-        image = decode_strings(model, header, strings)
+        image = decode_strings(model, header, strings, name)
         write_image(dest, image)
         return f"{src} → {dest}: {header.width}×{header.height}, {header.model}"
 

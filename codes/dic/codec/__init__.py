@@ -1,13 +1,18 @@
-"""The ``.dic`` file: its byte format (:mod:`.format`) and the coding API (:mod:`.api`).
+"""The ``.dic`` file: its byte format (:mod:`.format`) and header checks (:mod:`.header`), the
+coding API (:mod:`.api`), the search for a file's weights (:mod:`.search`), and the mutation
+campaign that tests the decoder (:mod:`.fuzz` with :mod:`.mutations`, imported on demand).
 
 ``dic compress`` / ``dic decompress`` (the command line over folders) live in
 :mod:`dic.apps.codec_cmd`; this package knows no command line."""
-from .api import (check_model, decode_bytes, decode_strings, device_warning, encode_image, load_codec_model,
-                  prepare_model, resolve_checkpoint)
-from .format import FORMAT_VERSION, MAGIC, SUFFIX, Header, pack, read_header, unpack
+from .api import (check_model, decode_bytes, decode_strings, decode_warnings, encode_image, latent_shapes,
+                  load_codec_model, load_for_header, prepare_model)
+from .format import FORMAT_VERSION, MAGIC, SUFFIX, pack, read_header, unpack
+from .header import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Header, latent_checksum, max_image_pixels
+from .search import CHECKPOINT_PATH_ENV, find_checkpoint
 
 __all__ = [
-    "FORMAT_VERSION", "MAGIC", "SUFFIX", "Header", "check_model", "decode_bytes", "decode_strings",
-    "device_warning", "encode_image", "load_codec_model", "pack", "prepare_model", "read_header",
-    "resolve_checkpoint", "unpack",
+    "CHECKPOINT_PATH_ENV", "DEFAULT_MAX_PIXELS", "FORMAT_VERSION", "MAGIC", "MAX_PIXELS_ENV", "SUFFIX", "Header",
+    "check_model", "decode_bytes", "decode_strings", "decode_warnings", "encode_image", "find_checkpoint",
+    "latent_checksum", "latent_shapes", "load_codec_model", "load_for_header", "max_image_pixels", "pack",
+    "prepare_model", "read_header", "unpack",
 ]

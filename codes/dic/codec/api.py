@@ -1,14 +1,17 @@
 """The coding API: prepare a model, encode an image into ``.dic`` bytes, decode them back.
 
-Every integrity check of :mod:`.format` runs before a byte reaches the entropy decoder; then
-the model's name, hyper-parameters and weights fingerprint must equal the header's."""
+Every check of :mod:`.format` runs before a byte reaches the entropy decoder; then the model
+must be the one that made the file (name, hyper-parameters, weights fingerprint, pad multiple,
+latent shapes); after decoding, each latent's integer symbols must have the checksum the encoder
+stored, or no image is returned (docs/architecture.md). Devices are ``torch.device`` objects or
+their names; parsing command-line device names is the applications' job."""
 from __future__ import annotations
 
 import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import compressai
 import numpy as np
@@ -17,11 +20,15 @@ from torch import nn
 
 from .. import __version__
 from ..checkpoints import load_model, weights_fingerprint
-from ..errors import BitstreamError, CheckpointError, DataError, OptionError
-from ..models.base import PAD_MULTIPLE
-from .format import MAGIC, Header, Strings, pack, unpack
+from ..data.io import to_tensor, to_uint8
+from ..errors import BitstreamError, CheckpointError, DataError
+from .format import MAGIC, Strings, pack, unpack
+from .header import LATENTS, Header, latent_checksum, padding_for
+from .search import Loaded, find_checkpoint
 
 ImageLike = Union[np.ndarray, torch.Tensor]
+PathLike = Union[str, os.PathLike]
+Device = Union[str, torch.device]
 
 
 def prepare_model(model: nn.Module) -> str:
@@ -32,11 +39,9 @@ def prepare_model(model: nn.Module) -> str:
     return weights_fingerprint(model)
 
 
-def load_codec_model(checkpoint: Union[str, os.PathLike], arch: Optional[str] = None,
-                     device: str = "cpu") -> Tuple[nn.Module, str]:
+def load_codec_model(checkpoint: PathLike, arch: Optional[str] = None, device: Device = "cpu") -> Loaded:
     """Load a checkpoint ready for coding: tables and fingerprint are computed on the CPU (so
     they do not depend on the device), then the model moves to ``device``."""
-    device = _check_device(device)
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -47,25 +52,11 @@ def load_codec_model(checkpoint: Union[str, os.PathLike], arch: Optional[str] = 
             )
     model = load_model(str(path), arch=arch, map_location="cpu")
     fingerprint = prepare_model(model)
-    return model.to(device), fingerprint
-
-
-def _check_device(device: str) -> str:
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise OptionError(f"--device is {device!r}; expected cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return device
+    return model.to(torch.device(device)), fingerprint
 
 
 def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def _padding(height: int, width: int, multiple: int = PAD_MULTIPLE) -> Tuple[int, int, int, int]:
-    """[top, bottom, left, right] replicate padding to the next multiple (the models pad at the
-    bottom and right and crop the same after decoding)."""
-    return 0, -height % multiple, 0, -width % multiple
 
 
 def _json_clean(value: Any) -> Any:
@@ -73,7 +64,19 @@ def _json_clean(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-# ----------------------------------------------------------------------------- pure API
+def software(device: Device) -> Dict[str, str]:
+    """The versions and device that decide the entropy model's floating-point results."""
+    return {"dic": __version__, "torch": torch.__version__, "compressai": compressai.__version__,
+            "device": torch.device(device).type}
+
+
+def latent_shapes(model: nn.Module, height: int, width: int) -> Dict[str, List[int]]:
+    """The [C, h, w] of ``y`` and ``z`` the model derives for an H×W image."""
+    zh, zw = model.latent_shape((height, width))
+    return {"y": [int(model.M), 4 * zh, 4 * zw], "z": [int(model.entropy_bottleneck.channels), zh, zw]}
+
+
+# ----------------------------------------------------------------------------- encoding
 
 
 def _to_batch(image: ImageLike, device: torch.device) -> torch.Tensor:
@@ -81,41 +84,34 @@ def _to_batch(image: ImageLike, device: torch.device) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"encode_image takes an H×W×3 uint8 array, got {image.dtype} of shape {image.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(255)
+        x = to_tensor(image)
     elif isinstance(image, torch.Tensor):
         x = image.detach()
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        x = x[0] if x.dim() == 4 and x.shape[0] == 1 else x
+        if x.dim() != 3 or x.shape[0] != 3:
+            raise DataError(f"encode_image takes one RGB image (3×H×W or 1×3×H×W), got shape {tuple(image.shape)}")
+        x = to_tensor(x.permute(1, 2, 0).cpu().numpy()) if x.dtype == torch.uint8 else x.float()
     else:
         raise DataError(f"encode_image takes a numpy array or a torch tensor, got {type(image).__name__}")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[:2] != (1, 3):
-        raise DataError(f"encode_image takes one RGB image (3×H×W or 1×3×H×W), got shape {tuple(x.shape)}")
-    return x.to(device)
-
-
-def _normalise_strings(strings: Sequence, name: str) -> Strings:
-    out = []
-    for latent in strings:
-        latent = [latent] if isinstance(latent, (bytes, bytearray)) else list(latent)
-        if not all(isinstance(s, (bytes, bytearray)) for s in latent):
-            raise TypeError(f"{name}.compress returned strings that are not bytes")
-        out.append([bytes(s) for s in latent])
-    return out
+    return x.unsqueeze(0).to(device)
 
 
 def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[str] = None,
-                 checkpoint: Optional[Union[str, os.PathLike]] = None) -> bytes:
+                 checkpoint: Optional[PathLike] = None) -> bytes:
     """Code one image into the bytes of a ``.dic`` file.
 
     ``model`` must be in eval mode with its entropy tables built (see :func:`prepare_model`,
-    whose return value is the ``fingerprint``; it is computed here when not given). ``checkpoint``
-    is recorded so ``dic decompress`` can find the weights without ``-c``.
+    whose return value is the ``fingerprint``; it is computed here when not given). The FILE
+    NAME of ``checkpoint`` (not its folder) is recorded so ``dic decompress`` can look for it.
     """
     device = _model_device(model)
     x = _to_batch(image, device)
-    height, width = x.shape[-2:]
-    multiple = int(getattr(model, "pad_multiple", PAD_MULTIPLE))
+    recorded = Path(checkpoint).name if checkpoint is not None else None
+    if recorded is not None and "\\" in recorded:
+        raise DataError(f"checkpoint file name {recorded!r} cannot be recorded in a .dic file (it contains a "
+                        "backslash, a folder separator on Windows); rename it or do not record it")
+    height, width = (int(s) for s in x.shape[-2:])
+    multiple = int(model.pad_multiple)
     if fingerprint is None:
         fingerprint = weights_fingerprint(model)
     with torch.no_grad():
@@ -124,24 +120,24 @@ def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[st
         raise RuntimeError(
             f"{model.name}.compress returned shape {tuple(out['shape'])}, expected the image size {(height, width)}"
         )
+    latents = {key: {"shape": list(symbols.shape[1:]), "sha256": latent_checksum(symbols[0], height, width)}
+               for key, symbols in zip(LATENTS, out["symbols"])}
     header = Header(
-        model=model.name,
-        hparams=_json_clean(model.hparams),
-        fingerprint=fingerprint,
-        height=int(height),
-        width=int(width),
-        padding=_padding(height, width, multiple),
-        pad_multiple=multiple,
-        checkpoint=str(Path(checkpoint).resolve()) if checkpoint is not None else None,
-        encoder={"dic": __version__, "torch": torch.__version__, "compressai": compressai.__version__,
-                 "device": device.type},
+        model=model.name, hparams=_json_clean(model.hparams), fingerprint=fingerprint,
+        height=height, width=width, padding=padding_for(height, width, multiple), pad_multiple=multiple,
+        checkpoint=recorded,
+        encoder=software(device), latents=latents,
     )
-    return pack(header, _normalise_strings(out["strings"], model.name))
+    return pack(header, [[bytes(s) for s in latent] for latent in out["strings"]])
+
+
+# ----------------------------------------------------------------------------- decoding
 
 
 def check_model(header: Header, model: nn.Module, fingerprint: str, name: str = "data",
                 source: str = "the given model") -> None:
-    """Refuse to decode with a model other than the one that coded the file."""
+    """Refuse to decode with a model other than the one that coded the file, or a header whose
+    pad multiple and latent shapes are not what that model derives from the image size."""
     if model.name != header.model:
         raise BitstreamError(f"{name} was made with model {header.model!r}, but {source} is a {model.name!r} model")
     hparams = _json_clean(model.hparams)
@@ -155,68 +151,115 @@ def check_model(header: Header, model: nn.Module, fingerprint: str, name: str = 
             f"fingerprint is {header.fingerprint}, the model's is {fingerprint}"
             + (f"; it was made with checkpoint {header.checkpoint}" if header.checkpoint else "")
         )
+    if header.pad_multiple != model.pad_multiple:
+        raise BitstreamError(f"{name} is corrupt: header 'pad_multiple' is {header.pad_multiple}, "
+                             f"but {header.model} pads to {model.pad_multiple}")
+    if header.latents is not None:
+        expected = latent_shapes(model, header.height, header.width)
+        for key in LATENTS:
+            if header.latents[key]["shape"] != expected[key]:
+                raise BitstreamError(
+                    f"{name} is corrupt: header latent {key} has shape {header.latents[key]['shape']}, but "
+                    f"{header.model} codes a {header.width}×{header.height} image into {expected[key]}"
+                )
 
 
-def device_warning(header: Header, model: nn.Module, name: str = "data") -> Optional[str]:
-    """A warning when the file was coded on another kind of device than it is decoded on: the
-    entropy models' floating-point results may then differ and the image may come out wrong."""
+def decode_warnings(header: Header, model: nn.Module, name: str = "data") -> List[str]:
+    """What the caller should be told before trusting the image: a version-1 file cannot be
+    verified (and, coded on another kind of device, may decode wrong)."""
+    if header.version != 1:
+        return []
+    note = (f"{name} is a version-1 .dic file, which stores no latent checksums: its decoded image "
+            "cannot be verified (re-encode it to get a version-2 file)")
     coded, decoding = header.encoder.get("device"), _model_device(model).type
-    if coded is None or coded == decoding:
-        return None
-    return (f"{name} was coded on {coded} and is decoded on {decoding}; learned codecs are only "
-            f"reliable on the same kind of device (use --device {coded})")
+    if coded is not None and coded != decoding:
+        note += f"; it was coded on {coded} and is decoded on {decoding}, so it may come out wrong"
+    return [note]
 
 
-def decode_strings(model: nn.Module, header: Header, strings: Strings) -> np.ndarray:
-    """Entropy-decode validated strings with a checked model: the H×W×3 uint8 image."""
+def _verifier(header: Header, name: str, device: torch.device):
+    """``verify(latent, symbols)`` for :meth:`CodecBase.decompress`: the decoded symbols must
+    have the checksum (and shape) the encoder stored."""
+    def verify(latent: str, symbols: torch.Tensor) -> None:
+        stored = header.latents[latent]
+        shape, actual = list(symbols.shape[1:]), latent_checksum(symbols[0], header.height, header.width)
+        if shape == stored["shape"] and actual == stored["sha256"]:
+            return
+        here, there = _describe(software(device)), _describe(header.encoder) or "not recorded"
+        raise BitstreamError(
+            f"{name}: the decoded {latent} latent does not match the encoder's for a {header.width}×"
+            f"{header.height} image (checksum {actual} of shape {shape}; the file stores {stored['sha256']} "
+            f"of shape {stored['shape']}), so no image is returned. The weights are the encoder's "
+            "(fingerprint checked); the likely causes are strings or a header damaged before the file's "
+            "CRCs were computed, or an entropy model that computes its probabilities differently here "
+            "than where the file was made (another device, CPU or library version). "
+            f"Encoder: {there}; this decoder: {here}"
+        )
+    return verify
+
+
+def _describe(info: Dict[str, Any]) -> str:
+    """``dic 0.1.0, torch 2.1, compressai 1.2.8, device cpu`` (known keys first)."""
+    order = ["dic", "torch", "compressai", "device"]
+    keys = [k for k in order if k in info] + sorted(k for k in info if k not in order)
+    return ", ".join(f"{k} {info[k]}" for k in keys)
+
+
+def decode_strings(model: nn.Module, header: Header, strings: Strings, name: str = "data") -> np.ndarray:
+    """Entropy-decode validated strings with a checked model: the H×W×3 uint8 image. For a
+    version-2 file every latent is verified against its stored checksum as soon as it is
+    decoded; a mismatch raises BitstreamError and no image is returned."""
+    verify = None if header.latents is None else _verifier(header, name, _model_device(model))
     with torch.no_grad():
-        x_hat = model.decompress(strings, (header.height, header.width))["x_hat"]
+        x_hat = model.decompress(strings, (header.height, header.width), verify=verify)["x_hat"]
     if tuple(x_hat.shape) != (1, 3, header.height, header.width):
         raise BitstreamError(
             f"decoding gave an image of shape {tuple(x_hat.shape)}, expected 1×3×{header.height}×{header.width}"
         )
-    return x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return to_uint8(x_hat)
 
 
-def decode_bytes(data: bytes, model: Optional[nn.Module] = None,
-                 checkpoint: Optional[Union[str, os.PathLike]] = None, *,
-                 fingerprint: Optional[str] = None, arch: Optional[str] = None,
-                 device: str = "cpu", name: str = "data") -> np.ndarray:
+def decode_bytes(data: bytes, model: Optional[nn.Module] = None, checkpoint: Optional[PathLike] = None, *,
+                 fingerprint: Optional[str] = None, arch: Optional[str] = None, device: Device = "cpu",
+                 name: str = "data", max_pixels: Optional[int] = None,
+                 checkpoint_dirs: Sequence[PathLike] = (), beside: Optional[PathLike] = None) -> np.ndarray:
     """Decode the bytes of a ``.dic`` file into an H×W×3 uint8 image.
 
     Weights come from ``model`` (prepared, see :func:`prepare_model`), else from ``checkpoint``,
-    else from the checkpoint path recorded in the file. Every integrity check runs before decoding.
+    else from the search of :mod:`.search` (``checkpoint_dirs``, ``$DIC_CHECKPOINT_PATH``, the
+    folder of ``beside`` — the ``.dic`` file's path, when the bytes came from one). Sizes over
+    ``max_pixels`` (default: :func:`.header.max_image_pixels`) are refused before decoding.
+    Warnings (:func:`decode_warnings`) go through :mod:`warnings`.
     """
-    header, strings = unpack(data, name)
-    if model is not None:
-        if fingerprint is None:
-            fingerprint = weights_fingerprint(model)
-        source = "the given model"
-    else:
-        checkpoint = resolve_checkpoint(header, checkpoint, name)
-        model, fingerprint = load_codec_model(checkpoint, arch=arch, device=device)
-        source = f"checkpoint {checkpoint}"
+    header, strings = unpack(data, name, max_pixels)
+    model, fingerprint, source = load_for_header(
+        header, name, model=model, fingerprint=fingerprint, checkpoint=checkpoint, arch=arch,
+        device=device, checkpoint_dirs=checkpoint_dirs, beside=beside,
+    )
     check_model(header, model, fingerprint, name, source)
-    note = device_warning(header, model, name)
-    if note:
+    for note in decode_warnings(header, model, name):
         warnings.warn(note, stacklevel=2)
-    return decode_strings(model, header, strings)
+    return decode_strings(model, header, strings, name)
 
 
-def resolve_checkpoint(header: Header, checkpoint: Optional[Union[str, os.PathLike]], name: str) -> str:
-    """The checkpoint to decode with: the one given, else the one the file records."""
-    if checkpoint is not None:
-        return str(checkpoint)
-    if header.checkpoint is None:
-        raise CheckpointError(
-            f"{name} records no checkpoint path; pass the {header.model} checkpoint it was made with "
-            "(-c CHECKPOINT)"
-        )
-    if not Path(header.checkpoint).is_file():
-        raise CheckpointError(
-            f"{name} was made with checkpoint {header.checkpoint}, which no longer exists; pass the "
-            f"checkpoint with weights fingerprint {header.fingerprint} (-c CHECKPOINT)"
-        )
-    return header.checkpoint
+def load_for_header(header: Header, name: str = "data", *, model: Optional[nn.Module] = None,
+                    fingerprint: Optional[str] = None, checkpoint: Optional[PathLike] = None,
+                    arch: Optional[str] = None, device: Device = "cpu", checkpoint_dirs: Sequence[PathLike] = (),
+                    beside: Optional[PathLike] = None, cache: Optional[Dict[str, Loaded]] = None,
+                    ) -> Tuple[nn.Module, str, str]:
+    """The model to decode ``header``'s file with, its fingerprint and a description of where
+    it came from: ``model`` when given, else ``checkpoint``, else the search."""
+    if model is not None:
+        return model, fingerprint or weights_fingerprint(model), "the given model"
+    cache = {} if cache is None else cache
 
+    def load(path: Path) -> Loaded:
+        return load_codec_model(path, arch, device)
 
+    if checkpoint is None:
+        found_model, found_fingerprint, path = find_checkpoint(header, load, name, checkpoint_dirs, beside, cache)
+        return found_model, found_fingerprint, f"checkpoint {path}"
+    key = os.path.abspath(checkpoint)
+    if key not in cache:
+        cache[key] = load(Path(checkpoint))
+    return cache[key][0], cache[key][1], f"checkpoint {checkpoint}"

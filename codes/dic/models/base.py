@@ -20,6 +20,7 @@ from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
 from ..errors import ArgumentError, BitstreamError, DataError
+from .checkerboard import CONTEXTS, check_context, checkerboard_entropy_parameters, context_model
 from .latent_codec import LatentCodec
 
 PAD_MULTIPLE = 64
@@ -102,19 +103,30 @@ def apply_context_masks(model: nn.Module) -> None:
 
 class CodecBase(Cheng2020Anchor):
     """Cheng2020-anchor whose latent ``y`` comes from :meth:`encode`. Any H×W is accepted:
-    inputs are padded to ``pad_multiple`` (replicate border) and outputs cropped back."""
+    inputs are padded to ``pad_multiple`` (replicate border) and outputs cropped back.
+
+    ``context``: ``serial`` (Cheng2020-anchor's raster-order 5×5 masked context model, the
+    papers') or ``checkerboard`` (the two-pass model of He et al., :mod:`.checkerboard`,
+    docs/models.md §5). It is recorded in :attr:`hparams` only when it is not ``serial``, so
+    the files and checkpoints of serial models are what they were before the option existed."""
 
     name = ""
     pad_multiple = PAD_MULTIPLE
-    # Serial coding of y, both directions: the fast loop of dic.models.fast_coding (same bitstream
-    # as CompressAI's); set False on an instance for CompressAI's own _compress_ar/_decompress_ar.
+    # Coding of y, both directions: our coders (the fast serial loop of dic.models.fast_coding, the
+    # same bitstream as CompressAI's; or the checkerboard coder); set False on an instance for
+    # CompressAI's own (_compress_ar/_decompress_ar; CheckerboardLatentCodec).
     fast_coding = True
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = CONTEXTS[0]):
         quality, N = resolve_width(quality, N)
+        context = check_context(context)
         super().__init__(N=N)
         self.quality = quality
+        self.context = context
         self.hparams: Dict[str, Any] = {"quality": quality, "N": N}
+        if context != CONTEXTS[0]:
+            self.context_prediction = context_model(N, context)
+            self.hparams["context"] = context
 
     # --- analysis: the only part that differs between models -------------------------------
     def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -139,21 +151,26 @@ class CodecBase(Cheng2020Anchor):
     def _code_latent(self, y: Tensor) -> Dict[str, Any]:
         """Cheng2020-anchor from ``y`` on: noisy (training) or rounded (eval) ``y_hat``, its
         Gaussian likelihoods from hyperprior + context, the factorized prior on ``z``, and
-        the synthesis ``g_s(y_hat)``."""
+        the synthesis ``g_s(y_hat)``. The checkerboard context computes them as its coder
+        does (:func:`.checkerboard.checkerboard_entropy_parameters`)."""
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         hyper = self.h_s(z_hat)
-        y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
-        context = self.context_prediction(y_hat)
-        params = self.entropy_parameters(torch.cat((hyper, context), dim=1))
-        scales_hat, means_hat = params.chunk(2, 1)
+        if self.context == "checkerboard":
+            y_hat, scales_hat, means_hat = checkerboard_entropy_parameters(self, y, hyper)
+        else:
+            y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+            context = self.context_prediction(y_hat)
+            params = self.entropy_parameters(torch.cat((hyper, context), dim=1))
+            scales_hat, means_hat = params.chunk(2, 1)
         _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- real bitstreams ---------------------------------------------------------------------
     def latent_codec(self) -> LatentCodec:
         """The one coding hook, used by :meth:`compress` and :meth:`decompress` alike: ``z``,
-        the hyper-prior and the serial ``y`` coder selected by ``fast_coding``."""
+        the hyper-prior and the ``y`` coder of the model's ``context`` (serial or checkerboard;
+        ours, or CompressAI's when ``fast_coding`` is off)."""
         return LatentCodec(self, fast=self.fast_coding)
 
     @torch.no_grad()
@@ -221,8 +238,8 @@ class JointCodecBase(CodecBase):
     and ``g_a_block2`` (1/16), a feature denoiser after each on the noisy path, and a guidance
     path pushing the clean image through the same two stages without denoisers (docs/models.md §2)."""
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
-        super().__init__(quality, N)
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = CONTEXTS[0]):
+        super().__init__(quality, N, context)
         layers = list(self.g_a)  # CompressAI's seven layers, split as the official release does
         self.g_a_block1 = nn.Sequential(*layers[:3])
         self.g_a_block2 = nn.Sequential(*layers[3:])

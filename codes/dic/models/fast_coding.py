@@ -1,6 +1,7 @@
 """Fast serial autoregressive coding of ``y`` for CompressAI's joint autoregressive hierarchical
-prior (the 5×5 masked context model of Cheng2020-anchor), as drop-ins for its ``_compress_ar``
-and ``_decompress_ar``.
+prior (the 5×5 masked context model of Cheng2020-anchor): :class:`ContextCoder`, the ``y`` coder
+that :mod:`.latent_codec` plugs into both :meth:`~dic.models.base.CodecBase.compress` and
+:meth:`~dic.models.base.CodecBase.decompress` (docs/architecture.md).
 
 The bitstream is CompressAI's: the same symbols, scale indexes and rANS coder in the same
 raster order, so CompressAI's decoder reads our strings and ours reads its. What changes is how
@@ -23,6 +24,9 @@ Gaussian parameters agree to float32 rounding only (a different summation order)
 images agree to about 1e-6, not bit for bit; the scale indexes, hence the strings, match unless
 a scale lies within rounding of a table boundary (not seen in our tests, but possible).
 
+Both directions also return the integer symbols the rANS coder carries (``round(y − μ)``), the
+canonical form of the latent that ``.dic`` files checksum (:mod:`dic.codec.format`).
+
 The loop runs on the CPU in float32 whatever the model's device (it is serial; on a GPU every
 position would wait for a host round trip) with one thread: the products are too small to gain
 from more, and a fixed thread count keeps the float results independent of the caller's
@@ -33,7 +37,7 @@ from __future__ import annotations
 import array
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -43,7 +47,7 @@ from torch import Tensor
 
 from ..errors import DicError
 
-__all__ = ["ContextCoder", "fast_coding_supported", "compress_ar", "decompress_ar", "fast_decompress"]
+__all__ = ["ContextCoder", "fast_coding_supported", "single_thread"]
 
 
 @contextlib.contextmanager
@@ -228,9 +232,9 @@ class ContextCoder:
         return torch.searchsorted(self.t.scale_edges, torch.clamp_min(scales, self.t.scale_bound))
 
     # --- coding -----------------------------------------------------------------------------
-    def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor]:
-        """rANS string of ``y`` (M×H×W) given ``hyper`` (P×H×W, the output of ``h_s``), and the
-        quantized ``y_hat`` (M×H×W, on the CPU)."""
+    def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor, Tensor]:
+        """rANS string of ``y`` (M×H×W) given ``hyper`` (P×H×W, the output of ``h_s``), the
+        quantized ``y_hat`` and its integer symbols (M×H×W float32 and int32, on the CPU)."""
         t = self.t
         M, H, W = y.shape
         with torch.no_grad(), single_thread():
@@ -246,18 +250,22 @@ class ContextCoder:
             string = RansEncoder().encode_with_indexes(
                 symbols.view(-1).tolist(), indexes.view(-1).tolist(), t.cdfs, t.cdf_lengths, t.offsets
             )
-        return string, self._interior(y_hat, W)
+        return string, self._interior(y_hat, W), symbols.permute(2, 0, 1).contiguous()
 
-    def decompress(self, string: bytes, hyper: Tensor) -> Tensor:
-        """``y_hat`` (M×H×W, on the CPU) decoded from ``string`` given ``hyper`` (P×H×W)."""
+    def decompress(self, string: bytes, hyper: Tensor) -> Tuple[Tensor, Tensor]:
+        """``y_hat`` and its integer symbols (M×H×W float32 and int32, on the CPU) decoded from
+        ``string`` given ``hyper`` (P×H×W). The string should be guarded with zero padding
+        (:func:`dic.models.latent_codec.guard_string`): CompressAI's rANS decoder reads
+        without bounds checks."""
         t = self.t
         _, H, W = hyper.shape
         cdfs, lengths, offsets = t.cdfs, t.cdf_lengths, t.offsets
         with torch.no_grad(), single_thread():
             y_hat = torch.zeros(H + t.p, W + 2 * t.p, t.M)
+            decoded = torch.empty(H, W, t.M, dtype=torch.int32)
             decoder = RansDecoder()
             decoder.set_stream(string)
-            for _, _, scales, means, slot in self._walk(hyper, y_hat):
+            for h, w, scales, means, slot in self._walk(hyper, y_hat):
                 # only the tables this position uses cross into C++, not all of them
                 indexes = self._indexes(scales).tolist()
                 used = sorted(set(indexes))
@@ -267,56 +275,11 @@ class ContextCoder:
                     [offsets[i] for i in used],
                 )
                 symbols = torch.frombuffer(array.array("i", values), dtype=torch.int32)
+                decoded[h, w] = symbols
                 torch.add(symbols, means, out=slot)
-        return self._interior(y_hat, W)
+        return self._interior(y_hat, W), decoded.permute(2, 0, 1).contiguous()
 
     def _interior(self, y_hat: Tensor, W: int) -> Tensor:
         """The H×W×M buffer's values without its padding, as M×H×W."""
         p = self.t.p
         return y_hat[p:, p : p + W].permute(2, 0, 1).contiguous()
-
-
-def _check_call(model: nn.Module, kernel_size: int, padding: int) -> None:
-    ctx = model.context_prediction
-    if ctx.kernel_size[0] != kernel_size or kernel_size // 2 != padding:
-        raise DicError(f"fast coding: kernel {kernel_size} / padding {padding} do not match the "
-                       f"context model's {ctx.kernel_size[0]}")
-
-
-def compress_ar(model: nn.Module, y_hat: Tensor, params: Tensor, height: int, width: int,
-                kernel_size: int, padding: int) -> bytes:
-    """Drop-in for CompressAI's ``_compress_ar``: codes the 1×M×(H+2p)×(W+2p) zero-padded
-    latent ``y_hat`` given ``params`` (1×P×H×W hyper features) and, as CompressAI does, leaves
-    the quantized values in ``y_hat``'s interior. Returns the rANS string."""
-    _check_call(model, kernel_size, padding)
-    y = y_hat[0, :, padding : padding + height, padding : padding + width]
-    string, quantized = ContextCoder(model).compress(y, params[0])
-    y_hat[0, :, padding : padding + height, padding : padding + width] = quantized.to(y_hat.device, y_hat.dtype)
-    return string
-
-
-def decompress_ar(model: nn.Module, y_string: bytes, y_hat: Tensor, params: Tensor, height: int,
-                  width: int, kernel_size: int, padding: int) -> None:
-    """Drop-in for CompressAI's ``_decompress_ar``: decodes ``y_string`` into the interior of
-    the 1×M×(H+2p)×(W+2p) tensor ``y_hat`` given ``params`` (1×P×H×W hyper features)."""
-    _check_call(model, kernel_size, padding)
-    decoded = ContextCoder(model).decompress(y_string, params[0, :, :height, :width])
-    y_hat[0, :, padding : padding + height, padding : padding + width] = decoded.to(y_hat.device, y_hat.dtype)
-
-
-def fast_decompress(model: nn.Module, strings: Sequence[Sequence[bytes]], shape: Sequence[int]) -> Dict[str, Tensor]:
-    """CompressAI's ``JointAutoregressiveHierarchicalPriors.decompress`` (``z`` of size
-    ``shape``, hyper-prior, serial ``y``, synthesis, clamp) with the fast loop, and on the CPU
-    the synthesis fed channels_last (oneDNN's faster layout there: about 25 % off ``g_s`` at
-    N=192; the same values up to float rounding)."""
-    y_strings, z_strings = strings
-    z_hat = model.entropy_bottleneck.decompress(z_strings, shape)
-    hyper = model.h_s(z_hat)
-    height, width = hyper.shape[-2:]  # y has h_s's output size: 4× z
-    coder = ContextCoder(model)
-    y_hat = torch.stack([coder.decompress(s, hyper[i]) for i, s in enumerate(y_strings)])
-    y_hat = y_hat.to(z_hat.device, z_hat.dtype)
-    if y_hat.device.type == "cpu":
-        y_hat = y_hat.contiguous(memory_format=torch.channels_last)
-    x_hat = model.g_s(y_hat).clamp_(0, 1).contiguous()
-    return {"x_hat": x_hat}

@@ -1,12 +1,14 @@
 """Latent coding of the Cheng2020-anchor family, one object for both directions (in the spirit
 of CompressAI's ``latent_codecs``): ``z`` with the factorized prior, the hyper-prior features
-``h_s(ẑ)``, then ``y`` serially with the context model (docs/architecture.md).
+``h_s(ẑ)``, then ``y`` with the context model, serially or in two checkerboard passes
+(docs/architecture.md).
 
 :class:`LatentCodec` is what :meth:`dic.models.base.CodecBase.compress` and
 :meth:`~dic.models.base.CodecBase.decompress` call, so encoder and decoder take the same path.
 The serial ``y`` coder is the fast :class:`~dic.models.fast_coding.ContextCoder`, or with
 ``fast=False`` CompressAI's own loop (:class:`ReferenceCoder`, kept for comparison); the strings
-are the same.
+are the same. A model with ``context: checkerboard`` uses
+:class:`~dic.models.checkerboard.CheckerboardCoder` (or CompressAI's two-pass codec).
 
 Both directions return the integer symbols the rANS coder carries, per latent (``y``:
 ``round(y − μ)``; ``z``: ``round(z − median)``), B×C×H×W int32 on the CPU: the canonical form of
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from compressai.models import JointAutoregressiveHierarchicalPriors as CompressAIJoint
 from torch import Tensor
 
+from .checkerboard import CheckerboardCoder, CompressAICheckerboardCoder
 from .fast_coding import ContextCoder, fast_coding_supported, single_thread
 
 __all__ = ["LatentCodec", "ReferenceCoder", "guard_string", "hyper_features", "y_coder"]
@@ -108,9 +111,16 @@ class ReferenceCoder:
         return torch.round(y_hat - means)[0].to("cpu", torch.int32)
 
 
-def y_coder(model: nn.Module, fast: bool = True) -> Union[ContextCoder, ReferenceCoder]:
-    """The serial ``y`` coder: the fast one when asked and the model's structure allows it,
-    else CompressAI's loop."""
+YCoder = Union[ContextCoder, ReferenceCoder, CheckerboardCoder, CompressAICheckerboardCoder]
+
+
+def y_coder(model: nn.Module, fast: bool = True) -> YCoder:
+    """The ``y`` coder of the model's ``context``: for ``checkerboard`` the two-pass
+    :class:`~.checkerboard.CheckerboardCoder` (CompressAI's ``CheckerboardLatentCodec`` when not
+    ``fast``); for ``serial`` the fast loop when asked and the model's structure allows it, else
+    CompressAI's loop."""
+    if getattr(model, "context", "serial") == "checkerboard":
+        return CheckerboardCoder(model) if fast else CompressAICheckerboardCoder(model)
     return ContextCoder(model) if fast and fast_coding_supported(model) else ReferenceCoder(model)
 
 
