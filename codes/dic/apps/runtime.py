@@ -1,17 +1,14 @@
 """Runtime plumbing every application shares, each piece once: running a command with clean
-user errors, choosing the device, timing with CUDA synchronisation, and loading a model ready
-for inference."""
+user errors, choosing the device and timing with CUDA synchronisation. (Loading a model ready
+for inference is the library's :func:`dic.checkpoints.load_for_inference`.)"""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 
-from ..checkpoints import load_model
 from ..errors import DicError, OptionError
 
 logger = logging.getLogger("dic")
@@ -72,14 +69,3 @@ def synchronize(device: Union[torch.device, str]) -> None:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def load_for_inference(path: Union[str, os.PathLike], arch: Optional[str] = None, update: bool = True,
-                       device: Union[torch.device, str] = "cpu") -> nn.Module:
-    """Load a checkpoint (ours, or an official one converted for ``arch``) in eval mode, rebuild
-    the entropy-coder tables on the CPU when ``update`` (so they do not depend on the device),
-    then move it to ``device``."""
-    model = load_model(path, arch=arch, map_location="cpu").eval()
-    if update:
-        model.update(force=True)
-    return model.to(device)

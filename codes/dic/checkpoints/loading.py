@@ -1,7 +1,7 @@
 """Load any model checkpoint: ours, or an official release's, converted on the fly."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -31,3 +31,13 @@ def load_model(
     else:
         model = model_from_official(obj, arch, source=f"checkpoint {path}", **official_hparams)
     return model.to(map_location) if isinstance(map_location, (str, torch.device)) else model
+
+
+def load_for_inference(path: PathLike, arch: Optional[str] = None, update: bool = True,
+                       device: Union[torch.device, str] = "cpu") -> nn.Module:
+    """:func:`load_model` in eval mode with the entropy-coder tables rebuilt on the CPU when
+    ``update`` (so they do not depend on the device), then moved to ``device``."""
+    model = load_model(path, arch=arch, map_location="cpu").eval()
+    if update:
+        model.update(force=True)
+    return model.to(device)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..checkpoints import load_model, weights_fingerprint
+from ..checkpoints import load_for_inference, weights_fingerprint
 from ..data.io import to_tensor, to_uint8
 from ..errors import BitstreamError, CheckpointError, DataError
 from .format import MAGIC, Strings, pack, unpack
@@ -50,9 +50,8 @@ def load_codec_model(checkpoint: PathLike, arch: Optional[str] = None, device: D
             raise CheckpointError(
                 f"checkpoint {path} is a compressed .dic image, not a checkpoint (check the argument order)"
             )
-    model = load_model(str(path), arch=arch, map_location="cpu")
-    fingerprint = prepare_model(model)
-    return model.to(torch.device(device)), fingerprint
+    model = load_for_inference(path, arch=arch)
+    return model.to(torch.device(device)), weights_fingerprint(model)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -15,7 +15,7 @@ from ...data.io import read_image, to_tensor
 from ...data.noise import add_noise, level_params
 from ...errors import ArgumentError, DataError, OptionError
 from ...models import apply_context_masks, create_model
-from ..runtime import load_for_inference
+from ...checkpoints import load_for_inference
 
 
 def parse_size(text: str) -> Tuple[int, int]:

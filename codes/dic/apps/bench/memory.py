@@ -12,13 +12,13 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from ...checkpoints import save_checkpoint
-from ..runtime import load_for_inference
+from ...checkpoints import load_for_inference
 from .coding import coding_op
 from .training import VariantStep
 
@@ -117,14 +117,15 @@ def cuda_peak(fn: Callable[[], Any], device: torch.device) -> Dict[str, Any]:
     return {"peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "baseline_mib": base / 2**20}
 
 
-def bench_memory(model: nn.Module, noisy: torch.Tensor, coded: Mapping[str, Any], jobs: List[Job],
+def bench_memory(models: Mapping[Job, nn.Module], noisy: torch.Tensor, coded: Mapping[str, Any],
                  train_opts: Mapping[str, int], threads: int,
                  device: torch.device) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """Peak memory of each job: ``{"coding": {path: {"encode_memory", "decode_memory"}},
-    "train": {variant: {"train_memory"}}}``. ``train_opts``: ``batch``, ``size``, ``seed``."""
+    """Peak memory of each job, run on its model (``models``: job → model, e.g. a coding path's
+    context twin): ``{"coding": {path: {"encode_memory", "decode_memory"}}, "train": {variant:
+    {"train_memory"}}}``. ``train_opts``: ``batch``, ``size``, ``seed``."""
     results: Dict[str, Dict[str, Dict[str, Any]]] = {"coding": {}, "train": {}}
     if device.type == "cuda":
-        for op, variant in jobs:
+        for (op, variant), model in models.items():
             if op == "train":
                 fn: Callable[[], Any] = VariantStep(model, variant, train_opts["batch"], train_opts["size"],
                                                     train_opts["seed"], device)
@@ -135,10 +136,12 @@ def bench_memory(model: nn.Module, noisy: torch.Tensor, coded: Mapping[str, Any]
             del fn
         return results
     with tempfile.TemporaryDirectory(prefix="dic-bench-") as workdir:
-        model_path = os.path.join(workdir, "model.pt")
-        save_checkpoint(model_path, model)
-        for op, variant in jobs:
-            spec = {"op": op, "variant": variant, "model": model_path, "device": str(device),
+        paths: Dict[int, str] = {}
+        for (op, variant), model in models.items():
+            if id(model) not in paths:  # each distinct model saved once
+                paths[id(model)] = os.path.join(workdir, f"model{len(paths)}.pt")
+                save_checkpoint(paths[id(model)], model)
+            spec = {"op": op, "variant": variant, "model": paths[id(model)], "device": str(device),
                     "threads": threads, "train_batch": train_opts["batch"], "train_size": train_opts["size"],
                     "seed": train_opts["seed"], "inputs": None}
             if op != "train":

@@ -34,11 +34,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ...checkpoints import load_for_inference
 from ...config import Options, build_dataset, check_data_roots, expand_levels, load_options, save_options
 from ...data import write_image
 from ...errors import CheckpointError, OptionError
 from ...logger import setup_logger
-from ..runtime import device_from_gpu_ids, guarded, load_for_inference
+from ..runtime import device_from_gpu_ids, guarded
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
 from .protocol import measure, prepare_sample, to_8bit
