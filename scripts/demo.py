@@ -1,23 +1,32 @@
 #!/usr/bin/env python
-"""``make demo``: the whole pipeline on the CPU in a few minutes, with no download.
+"""``make demo``: does joint denoising + compression beat denoise-then-compress on photographs
+it never saw? Curves, a fair classical frontier, pictures and a verdict, on the CPU (README "Demo").
 
-1. ``scripts/prepare_samples.py`` writes photographs bundled with scikit-image to ``data/samples``;
-2. ``conf/train/tiny.yml`` trains the tiny SNR-aware model (``--steps`` bounds it; a finished run
-   is resumed, so a second ``make demo`` skips the training);
-3. ``conf/test/tiny.yml`` evaluates it in real coding mode (rANS bitstreams) at the four noise
-   levels beside the classical sequential baselines (non-local means, then JPEG / WebP);
-4. prints a table and writes the reports, an RD plot and the decoded images under ``results/demo/``.
+1. ``scripts/prepare_samples.py`` writes every natural photograph bundled with scikit-image to
+   ``data/samples/{train,val,test}`` (a fixed split: no test photograph is trained or validated on);
+2. the models: the joint model (``snr-decomp``) and the codec-only baseline (``cheng2020-anchor``,
+   noisy → clean), three λ each (``conf/train/demo_{joint,codec}_l{1,2,3}.yml``). The shipped
+   weights in ``weights/demo/`` are used when all six are there; ``--retrain`` re-trains them
+   from those files (and rewrites ``weights/demo/``); otherwise the six are trained here for
+   ``--steps`` steps each (a short budget);
+3. evaluates them in real coding mode (bpp from the bytes) at each noise level on
+   ``data/samples/test`` (``conf/test/demo.yml``), and the classical grid (NLM strength × JPEG /
+   WebP × quality) whose upper envelope is the classical frontier (:mod:`dic.apps.evaluate.envelope`);
+4. prints the verdict table (BD-PSNR / BD-rate per level) and writes the reports, the RD plot
+   and one comparison sheet per level under ``results/demo/`` (``--out``).
 
 Runs from any working directory: every path is relative to this repository.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip install -e .
@@ -25,25 +34,51 @@ sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip inst
 import torch  # noqa: E402
 
 from dic.apps.evaluate import evaluate  # noqa: E402
-from dic.apps.evaluate.rd import plot_reports, save_figure  # noqa: E402
-from dic.config import build_dataset, load_options, save_options  # noqa: E402
+from dic.apps.evaluate.envelope import ENVELOPE_METHOD, GridCoder, evaluate_grid, run_config  # noqa: E402
+from dic.apps.evaluate.reports import read_csv  # noqa: E402
+from dic.apps.evaluate.runner import build_test_sets  # noqa: E402
+from dic.apps.evaluate.showcase import (comparison_sheet, decoded_image, format_verdict, pick,  # noqa: E402
+                                        plot_levels, verdict_rows)
+from dic.checkpoints.io import load_checkpoint, save_checkpoint  # noqa: E402
+from dic.checkpoints.loading import load_model  # noqa: E402
+from dic.config import load_options, save_options  # noqa: E402
+from dic.config.build import criterion_lambda  # noqa: E402
+from dic.data.io import read_image, to_uint8  # noqa: E402
 from dic.errors import DicError  # noqa: E402
 from dic.logger import setup_logger  # noqa: E402
 from dic.metrics import psnr, quantize_8bit  # noqa: E402
 
-TRAIN_OPT = REPO / "conf" / "train" / "tiny.yml"
-TEST_OPT = REPO / "conf" / "test" / "tiny.yml"
+TRAIN_FILES = {kind: [REPO / "conf" / "train" / f"demo_{kind}_l{k}.yml" for k in (1, 2, 3)]
+               for kind in ("joint", "codec")}
+TEST_OPT = REPO / "conf" / "test" / "demo.yml"
+WEIGHTS = REPO / "weights" / "demo"
+SAMPLES = REPO / "data" / "samples"
+JOINT, CODEC = "snr-decomp", "cheng2020-anchor"
+FALLBACK_STEPS = 300  # per model when there are no shipped weights: the six fit the 10-minute budget
+SHEET_IMAGE = "chelsea"  # the test photograph of the comparison sheets (chosen before any result)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--retrain", action="store_true",
+                   help="train the six models from conf/train/demo_*.yml from scratch and write their weights "
+                        "to --weights (what the shipped weights came from)")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps (default: the step count of conf/train/tiny.yml)")
-    p.add_argument("--fresh", action="store_true",
-                   help="train from scratch even if a finished tiny run exists (the old run folder is kept, renamed)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for the evaluation (default: 1, fastest for the serial entropy "
-                        "coder of a tiny model)")
+                   help=f"training steps per model (default: the option files' with --retrain, else "
+                        f"{FALLBACK_STEPS} when there are no shipped weights); implies training")
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
+                   help="noise levels to evaluate")
+    p.add_argument("--out", type=Path, default=None,
+                   help="root of the outputs: <out>/results/demo, <out>/experiments (default: this repository)")
+    p.add_argument("--weights", type=Path, default=WEIGHTS, help="folder of the shipped weights")
+    p.add_argument("--jobs", type=int, default=2, help="models trained at the same time (one torch thread each; "
+                   "logs in <out>/experiments/<name>.train.log when more than one)")
+    p.add_argument("--gpu", action="store_true", help="train on GPU 0 (gpu_ids=[0]); the default is the CPU")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for the evaluation")
+    p.add_argument("--quick", action="store_true",
+                   help="a small classical grid (no denoising or the rule's NLM; qualities 5, 30, 90): for tests, "
+                        "not for figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -51,124 +86,204 @@ def banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def run_script(script: Path, args: Sequence[str]) -> None:
-    """Run a repository script with this interpreter; stop the demo if it fails."""
-    code = subprocess.call([sys.executable, str(script), *args], cwd=str(REPO))
+def run_script(script: Path, args: Sequence[str], log: Optional[Path] = None) -> None:
+    """Run a repository script with this interpreter (one torch thread); stop the demo if it fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "w") if log else open(os.devnull, "w") as sink:
+        out = sink if log else None
+        code = subprocess.call([sys.executable, str(script), *args], cwd=str(REPO), env=env, stdout=out, stderr=out)
     if code != 0:
-        raise SystemExit(f"demo: {script.relative_to(REPO)} failed with exit code {code}")
+        where = f" (log: {log})" if log else ""
+        raise SystemExit(f"demo: {script.relative_to(REPO)} {' '.join(args[:2])} failed with exit code {code}{where}")
 
 
-def train(steps: Optional[int], fresh: bool) -> Path:
-    """Train conf/train/tiny.yml and return the checkpoint to evaluate (best, else latest)."""
-    overrides: List[str] = []
+# ------------------------------------------------------------------------------------------
+# Models: shipped weights, or trained here
+def train_overrides(root: Path, steps: Optional[int], fresh: bool, opt_file: Path, gpu: bool = False) -> List[str]:
+    """``--set`` values of one training run: outputs under ``root``, this repository's samples."""
+    overrides = [f"path.root={root}", f"datasets.train.root={SAMPLES / 'train'}",
+                 f"datasets.val.root={SAMPLES / 'val'}"] + (["gpu_ids=[0]"] if gpu else [])
     if steps is not None:
-        opt = load_options(TRAIN_OPT)
-        overrides += [f"train.{opt.train.mode}.value={steps}"]
+        mode = load_options(opt_file).train.mode
+        overrides += [f"train.{mode}.value={steps}", f"train.{mode}.val_freq={max(1, steps // 2)}",
+                      f"logger.save_checkpoint_freq={steps}"]
     if fresh:
         overrides.append("path.resume=none")
-    run_script(REPO / "train.py", ["-opt", str(TRAIN_OPT)] + (["--set", *overrides] if overrides else []))
-    opt = load_options(TRAIN_OPT, overrides)
-    folder = Path(opt.path.checkpoints)
-    for name in ("best.pth", "latest.pth"):
-        if (folder / name).is_file():
-            return folder / name
-    raise SystemExit(f"demo: training wrote no checkpoint in {folder}")
+    return overrides
 
 
-def noisy_psnr(dataset_opt: Mapping[str, Any], level: int) -> float:
-    """Mean PSNR of the noisy inputs themselves at one level (what denoising starts from)."""
-    dataset = build_dataset({**dataset_opt, "level": level}, "test", str(TEST_OPT))
-    values = [psnr(quantize_8bit(noisy), gt) for gt, noisy in (dataset[i] for i in range(len(dataset)))]
-    return sum(values) / len(values)
+def train_all(root: Path, steps: Optional[int], fresh: bool, jobs: int, quiet: bool,
+              gpu: bool = False) -> Dict[str, List[Path]]:
+    """Train the six option files; kind → best checkpoints (latest where validation never ran)."""
+    files = [f for kind in TRAIN_FILES for f in TRAIN_FILES[kind]]
+
+    def one(opt_file: Path) -> Path:
+        overrides = train_overrides(root, steps, fresh, opt_file, gpu)
+        start = time.time()
+        log = (root / "experiments" / f"{opt_file.stem}.train.log") if quiet or jobs > 1 else None
+        if log:
+            log.parent.mkdir(parents=True, exist_ok=True)
+        run_script(REPO / "train.py", ["-opt", str(opt_file), "--set", *overrides], log)
+        folder = Path(load_options(opt_file, overrides).path.checkpoints)
+        print(f"  {opt_file.name}: trained in {time.time() - start:.0f} s", flush=True)
+        for name in ("best.pth", "latest.pth"):
+            if (folder / name).is_file():
+                return folder / name
+        raise SystemExit(f"demo: training {opt_file.name} wrote no checkpoint in {folder}")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        done = dict(zip(files, pool.map(one, files)))
+    return {kind: [done[f] for f in TRAIN_FILES[kind]] for kind in TRAIN_FILES}
 
 
-def closest(report: Mapping[str, Any], bpp: float) -> int:
-    """Index of the report entry whose rate is closest to ``bpp``."""
-    rates = report["results"]["bpp"]
-    return min(range(len(rates)), key=lambda k: abs(rates[k] - bpp))
+def export_weights(checkpoint: Path, dest: Path) -> Path:
+    """The model of a training checkpoint alone (no optimizer state), parameters in float16
+    (buffers as they are), so the six shipped files stay under 20 MB; loads strictly as float32."""
+    model = load_model(checkpoint, map_location="cpu")
+    half = {k: (v.half() if v.is_floating_point() and k in dict(model.named_parameters()) else v)
+            for k, v in model.state_dict().items()}
+    model.load_state_dict(half)  # rounded to float16 and back: the weights that are shipped
+    step = load_checkpoint(checkpoint).get("iter")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    opt_file = REPO / "conf" / "train" / f"{dest.stem}.yml"
+    lam = criterion_lambda(load_options(opt_file).network, str(opt_file))
+    save_checkpoint(dest, _HalfView(model, half), trained_steps=step, lambda_metric=lam,
+                    option_file=str(opt_file.relative_to(REPO)))
+    return dest
 
 
-def table(reports: Mapping[str, Sequence[Mapping[str, Any]]], opt: Mapping[str, Any]) -> str:
-    """Per level: the noisy input, the model, and each baseline at the quality closest in rate."""
-    dataset_opt = next(iter(opt["datasets"].values()))
-    lines = [f"{'level':>5s}  {'method':<18s} {'setting':>8s} {'bpp':>8s} {'PSNR':>7s} {'MS-SSIM':>8s} "
-             f"{'enc (s)':>8s} {'dec (s)':>8s}"]
-    for label, items in reports.items():
-        level = items[0].get("level", "")
-        model = next((r for r in items if r.get("checkpoints")), items[0])
-        target = model["results"]["bpp"][0]
-        lines.append(f"{level:>5}  {'noisy input':<18s} {'':>8s} {'':>8s} {noisy_psnr(dataset_opt, level):7.2f}")
-        for report in [model] + [r for r in items if r is not model]:
-            k = 0 if report is model else closest(report, target)
-            res = report["results"]
-            lines.append(f"{level:>5}  {report['name']:<18s} {report['entries'][k]:>8s} {res['bpp'][k]:8.4f} "
-                         f"{res['psnr'][k]:7.2f} {res['ms-ssim'][k]:8.4f} {res['encoding_time'][k]:8.3f} "
-                         f"{res['decoding_time'][k]:8.3f}")
-    return "\n".join(lines)
+class _HalfView:
+    """What :func:`save_checkpoint` reads of a model (name, hparams, state dict), with the
+    float16 parameters."""
+
+    def __init__(self, model: torch.nn.Module, state: Mapping[str, torch.Tensor]):
+        self.name, self.hparams, self._state = model.name, model.hparams, state
+
+    def state_dict(self) -> Mapping[str, torch.Tensor]:
+        return self._state
 
 
-def plot(reports: Mapping[str, Sequence[Mapping[str, Any]]], output: Path) -> Path:
-    """One RD panel (PSNR against bpp) per noise level."""
-    import matplotlib  # heavy, needed for the figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = list(reports)
-    cols = 2 if len(labels) > 1 else 1
-    rows = (len(labels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.5 * rows), squeeze=False)
-    for ax, label in zip(axes.flat, labels):
-        level = reports[label][0].get("level")
-        plot_reports(reports[label], metric="psnr", ax=ax, title=f"noise level {level}" if level else label)
-    for ax in list(axes.flat)[len(labels):]:
-        ax.axis("off")
-    fig.suptitle("tiny snr-decomp (real coding) against denoise-then-compress baselines")
-    fig.tight_layout()
-    save_figure(fig, output)
-    plt.close(fig)
-    return output
+def shipped(weights: Path) -> Optional[Dict[str, List[Path]]]:
+    """kind → shipped weight files when all six exist, else None."""
+    found = {kind: [weights / f"{f.stem}.pth" for f in files] for kind, files in TRAIN_FILES.items()}
+    return found if all(p.is_file() for ps in found.values() for p in ps) else None
 
 
-def evaluate_demo(checkpoint: Path, threads: int):
-    """Evaluate the checkpoint with conf/test/tiny.yml; (reports, options)."""
-    opt = load_options(TEST_OPT, [f"path.checkpoint={checkpoint}"], is_train=False)
-    root = Path(opt.path.results_root)
-    root.mkdir(parents=True, exist_ok=True)
-    setup_logger(str(root / "test.log"))
-    save_options(opt, root / "options.yml")
+def models(args: argparse.Namespace, root: Path) -> Dict[str, List[Path]]:
+    if args.retrain:
+        trained = train_all(root, args.steps, fresh=True, jobs=args.jobs, quiet=args.no_progress, gpu=args.gpu)
+        return {kind: [export_weights(c, args.weights / f"{f.stem}.pth") for c, f in zip(paths, TRAIN_FILES[kind])]
+                for kind, paths in trained.items()}
+    found = shipped(args.weights) if args.steps is None else None
+    if found:
+        print(f"using the shipped weights in {args.weights} (python scripts/demo.py --retrain re-trains them)")
+        return found
+    steps = args.steps or FALLBACK_STEPS
+    print(f"no shipped weights in {args.weights}: training the six models for {steps} steps each "
+          "(far from converged; the shipped weights are better)")
+    return train_all(root, steps, fresh=False, jobs=args.jobs, quiet=args.no_progress, gpu=args.gpu)
+
+
+# ------------------------------------------------------------------------------------------
+# Evaluation
+def evaluate_all(checkpoints: Mapping[str, List[Path]], root: Path, levels: Sequence[int], threads: int,
+                 progress: bool, grid: GridCoder):
+    """Real coding of both ladders and the classical grid; (label → reports, test sets, results folder)."""
+    base = [f"path.root={root}", f"datasets.samples.root={SAMPLES / 'test'}",
+            "datasets.samples.level=[" + ",".join(map(str, levels)) + "]"]
+    reports: Dict[str, List[Dict[str, Any]]] = {}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return evaluate(opt, progress=True), opt
+        for kind, model in (("joint", JOINT), ("codec", CODEC)):
+            paths = "[" + ",".join(str(p) for p in checkpoints[kind]) + "]"
+            opt = load_options(TEST_OPT, base + [f"network.model={model}", f"path.checkpoint={paths}"], is_train=False)
+            if kind == "joint":
+                results = Path(opt.path.results_root)
+                results.mkdir(parents=True, exist_ok=True)
+                setup_logger(str(results / "test.log"))
+                save_options(opt, results / "options.yml")
+            for label, items in evaluate(opt, progress=progress).items():
+                reports.setdefault(label, []).extend(items)
+        test_sets = build_test_sets(opt.datasets, opt.path.option_file)
+        for label, items in evaluate_grid(test_sets, results, opt.name, opt.test.protocol, grid,
+                                          progress).items():
+            reports[label].extend(items)
     finally:
         torch.set_num_threads(previous)
+    return reports, test_sets, results
+
+
+def noisy_inputs(test_sets) -> Dict[str, Dict[str, Any]]:
+    """Per test set: the mean PSNR of the noisy inputs and the sheet photograph's noisy image."""
+    out = {}
+    for t in test_sets:
+        values, image = [], None
+        for i in range(len(t.dataset)):
+            gt, noisy = t.dataset[i]
+            noisy = quantize_8bit(noisy)
+            values.append(psnr(noisy, gt))
+            if t.dataset.image_name(i) == SHEET_IMAGE:
+                image = to_uint8(noisy)
+        out[t.label] = {"psnr": sum(values) / len(values), "image": image}
+    return out
+
+
+def sheet(label: str, items: Sequence[Mapping[str, Any]], noisy: Mapping[str, Any], out: Path) -> Optional[Path]:
+    """Clean / noisy / best classical at the joint model's rate / joint model, for one level."""
+    joint, grid, envelope = pick(items, JOINT), pick(items, "classical-grid"), pick(items, ENVELOPE_METHOD)
+    if noisy["image"] is None or joint is None or grid is None or envelope is None:
+        return None
+    rows = {(r["method"], r["entry"]): r for path in (joint["_csv"], grid["_csv"])
+            for r in read_csv(Path(path)) if r["image"] == SHEET_IMAGE}
+    entry = joint["entries"][len(joint["entries"]) // 2]  # the middle rate point
+    mine = rows[(JOINT, entry)]
+    candidates = [rows[("classical-grid", tag)] for tag in envelope["entries"]]
+    below = [r for r in candidates if r["bpp"] <= mine["bpp"]]
+    best = max(below, key=lambda r: r["psnr"]) if below else min(candidates, key=lambda r: r["bpp"])
+    classical, _ = run_config(noisy["image"], best["entry"])
+    clean = read_image(SAMPLES / "test" / f"{SHEET_IMAGE}.png")
+    panels = [("clean", clean),
+              (f"noisy input\n{psnr(torch.from_numpy(noisy['image']).float(), torch.from_numpy(clean).float(), 255.0):.2f} dB", noisy["image"]),
+              (f"best classical ({best['entry']})\n{best['bpp']:.3f} bpp, {best['psnr']:.2f} dB", classical),
+              (f"joint {JOINT} ({entry})\n{mine['bpp']:.3f} bpp, {mine['psnr']:.2f} dB", decoded_image(joint, entry, SHEET_IMAGE))]
+    title = f"{SHEET_IMAGE}, noise level {joint.get('level')} (centre crop; bpp and PSNR of the whole photograph)"
+    return comparison_sheet(panels, out / f"sheet_{label}.png", title)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps: expected a positive number of steps, got {args.steps}")
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads take positive numbers")
     start = time.time()
+    root = (args.out or REPO).resolve()
     try:
-        banner("1/4 sample photographs (data/samples, from scikit-image's package data)")
-        run_script(REPO / "scripts" / "prepare_samples.py", [])
-        banner(f"2/4 training the tiny model ({TRAIN_OPT.relative_to(REPO)})")
-        checkpoint = train(args.steps, args.fresh)
-        print(f"checkpoint: {checkpoint}")
-        banner(f"3/4 evaluating in real coding mode beside the baselines ({TEST_OPT.relative_to(REPO)})")
-        reports, opt = evaluate_demo(checkpoint, args.threads or 1)
-        banner("4/4 results")
-        print(table(reports, opt))
-        root = Path(opt["path"]["results_root"])
-        figure = plot(reports, root / "rd.png")
+        banner("1/4 photographs (data/samples, from scikit-image's package data)")
+        run_script(REPO / "scripts" / "prepare_samples.py", ["--no-progress"])
+        banner("2/4 models: joint snr-decomp and codec-only cheng2020-anchor, three λ each")
+        checkpoints = models(args, root)
+        banner("3/4 real coding on the test photographs; the classical grid and its envelope")
+        grid = GridCoder((0.0, 1.0), qualities=(5, 30, 90)) if args.quick else GridCoder()
+        reports, test_sets, results = evaluate_all(checkpoints, root, args.levels, args.threads,
+                                                   not args.no_progress, grid)
+        banner("4/4 verdict")
+        noisy = noisy_inputs(test_sets)
+        print(format_verdict(verdict_rows(reports, JOINT, CODEC), JOINT, CODEC))
+        figure = plot_levels(reports, [ENVELOPE_METHOD, JOINT, CODEC], {k: v["psnr"] for k, v in noisy.items()},
+                             results / "rd.png", "held-out photographs, real coding (raw classical points "
+                             "beyond the axis: classical-grid.json)")
+        sheets = [s for label, items in reports.items() for s in [sheet(label, items, noisy[label], results)] if s]
     except DicError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nfinished in {time.time() - start:.0f} s. Everything is under {root}:")
-    print(f"  RD plot:          {figure}")
-    for label, items in reports.items():
-        print(f"  {label}: reports  {', '.join(Path(r['_json']).name for r in items)} (and .csv) in {Path(items[0]['_json']).parent}")
-    print(f"  decoded images:   {root}/<data set>/images/<method>/<setting>/*.png")
-    print(f"  checkpoint:       {checkpoint}")
+    print(f"\nfinished in {time.time() - start:.0f} s. Everything is under {results}:")
+    print(f"  RD plot:            {figure}")
+    print(f"  comparison sheets:  {', '.join(s.name for s in sheets)}")
+    print(f"  reports:            <level>/{JOINT}.json, {CODEC}.json, {ENVELOPE_METHOD}*.json, classical-grid.json (+ .csv)")
+    print(f"  decoded images:     {results}/<level>/images/<method>/<entry>/*.png")
     print("  compare two reports: dic bdrate A.json B.json; plot more: dic plot A.json B.json -o rd.png")
     return 0
 

@@ -154,6 +154,7 @@ def test_no_unexpected_training_files():
     """Paper-named files carry the recipe; anything else must say what it is in its name."""
     expected = {f"{stem(m)}_{t}_q{q}.yml" for m in ("snr-decomp", "multiscale-decomp", "cheng2020-anchor")
                 for t, (_, qs, _) in OBJECTIVES.items() for q in qs} | {"tiny.yml"}
+    expected |= {f"demo_{kind}_l{point}.yml" for kind in ("joint", "codec") for point in (1, 2, 3)}  # scripts/demo.py
     extra = {p.name for p in TRAIN.glob("*.yml")} - expected
     assert all("standard_curves" in name for name in extra), extra
     for name in extra:

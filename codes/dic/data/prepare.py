@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+import cv2
+import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
@@ -137,34 +139,96 @@ def _warn_stale(folder: Path, expected: set, log: Log) -> None:
 
 # ---- sample photographs ---------------------------------------------------------------------
 
-#: scikit-image's bundled photographs (``skimage/data`` in the wheel) per split.
+#: Every natural photograph among scikit-image's bundled images (``skimage/data`` in the wheel),
+#: split once, a priori, so that no test photograph is ever trained or validated on. A natural
+#: photograph here is a camera picture of a real scene, in colour or grey. Left out: drawings and
+#: synthetic images (``chessboard_*``, ``color``, ``logo``, ``phantom``, ``horse``, ``text``), a
+#: scanned page (``page``), microscopy (``cell``, ``ihc``), astronomy (``hubble_deep_field``,
+#: ``moon``), retinal scans (``retina``, ``microaneurysms``) and files that are not single
+#: pictures (``lfw_subset.npy``, ``motorcycle_disp.npz``, ``*.tif``, ``*.gif``, ``*.xml``).
+#: The stereo pair ``motorcycle_left`` / ``motorcycle_right`` is one scene, so both are in train.
+#: The test set holds three different subjects (a grey portrait, a cat, an outdoor scene); the
+#: list is fixed and must not be re-chosen after looking at test results.
 SAMPLES: Dict[str, Sequence[str]] = {
-    "train": ("astronaut.png", "coffee.png", "motorcycle_left.png", "hubble_deep_field.jpg"),
-    "val": ("chelsea.png", "coins.png"),
-    "test": ("rocket.jpg", "camera.png"),
+    "train": ("astronaut.png", "brick.png", "clock_motion.png", "grass.png", "gravel.png",
+              "motorcycle_left.png", "motorcycle_right.png"),
+    "val": ("coffee.png", "coins.png"),
+    "test": ("camera.png", "chelsea.png", "rocket.jpg"),
 }
+
+#: PNG chunks dropped when reading a bundled photograph: some carry an ICC profile that libpng
+#: flags ("iCCP: known incorrect sRGB profile") on every read. The pixels are unchanged.
+_DROPPED_PNG_CHUNKS = (b"iCCP",)
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def skimage_data_dir() -> Path:
     """The folder of images shipped inside the installed scikit-image package (no download)."""
-    import skimage.data
+    import skimage.data  # optional at import time: only the sample preparation needs it
 
     return Path(skimage.data.__file__).resolve().parent
 
 
-def prepare_samples(out_dir: Path, show_progress: bool = True, log: Log = print) -> Dict[str, int]:
-    """Write the :data:`SAMPLES` photographs as 8-bit RGB PNGs into ``out_dir/{train,val,test}``."""
-    out_dir, data_dir = Path(out_dir), skimage_data_dir()
-    jobs: List[tuple] = []
+def strip_png_chunks(data: bytes, dropped: Sequence[bytes] = _DROPPED_PNG_CHUNKS) -> bytes:
+    """PNG bytes without the ancillary chunks named in ``dropped``; other bytes unchanged.
+    Malformed PNG data is returned as is (the decoder then reports it)."""
+    if not data.startswith(_PNG_MAGIC):
+        return data
+    out, pos = [_PNG_MAGIC], len(_PNG_MAGIC)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > len(data):
+            return data
+        if data[pos + 4:pos + 8] not in dropped:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
+def read_photograph(path: Path) -> np.ndarray:
+    """A bundled photograph as H×W×3 uint8 RGB, read without libpng's ICC-profile warning."""
+    data = strip_png_chunks(path.read_bytes())
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"cannot decode scikit-image's bundled image {path}; reinstall scikit-image")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def sample_plan(out_dir: Path, data_dir: Path) -> List[tuple]:
+    """(source, destination) of every :data:`SAMPLES` photograph; a missing source is an error."""
+    jobs = []
     for split, names in SAMPLES.items():
         for name in names:
             src = data_dir / name
             if not src.is_file():
                 raise DataError(f"scikit-image's bundled image {src} is missing; reinstall scikit-image")
             jobs.append((src, out_dir / split / f"{Path(name).stem}.png"))
+    return jobs
+
+
+def _remove_stale_samples(out_dir: Path, expected: Sequence[Path], log: Log) -> None:
+    """Delete images under ``out_dir/<split>`` that are not in :data:`SAMPLES` (an older list
+    would otherwise leak a test photograph into training). The folder is ours: only this
+    function's caller writes it."""
+    keep = {Path(p).resolve() for p in expected}
+    for split in SAMPLES:
+        folder = out_dir / split
+        for path in (list_images(folder) if folder.is_dir() else []):
+            if path.resolve() not in keep:
+                path.unlink()
+                log(f"removed {path}: not in the {split} list of dic.data.prepare.SAMPLES")
+
+
+def prepare_samples(out_dir: Path, show_progress: bool = True, log: Log = print) -> Dict[str, int]:
+    """Write the :data:`SAMPLES` photographs as 8-bit RGB PNGs into ``out_dir/{train,val,test}``.
+    The PNGs are re-encoded without ICC profiles, so reading them later prints nothing."""
+    out_dir = Path(out_dir)
+    jobs = sample_plan(out_dir, skimage_data_dir())
+    _remove_stale_samples(out_dir, [d for _, d in jobs], log)
     todo = [(s, d) for s, d in jobs if not (d.is_file() and image_size(d) == image_size(s))]
     for src, dest in progress(todo, "writing samples", show_progress):
-        write_image(dest, read_image(src))
+        write_image(dest, read_photograph(src))
     counts = {split: len(names) for split, names in SAMPLES.items()}
     listing = ", ".join(f"{n} {k}" for k, n in counts.items())
     log(f"nothing to do: {listing} images already in {out_dir}" if not todo else f"wrote {len(todo)} image(s) to {out_dir} ({listing})")

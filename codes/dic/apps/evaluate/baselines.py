@@ -20,6 +20,10 @@ itself (Immerkær's fast estimator, 0–255 units, mean over the channels). No c
 level is needed, so the rule works on real photographs; on scikit-image photographs at the four
 synthetic levels it is within 0.1 dB of the best fixed ``h``/σ̂ ratio per level.
 
+A fixed strength is one choice among many: :mod:`.envelope` codes a grid of NLM strengths
+(multiples of this rule, and none) × JPEG / WebP × qualities and keeps its upper envelope, the
+classical frontier the demo compares against (README "Demo").
+
 Command line (baselines only, on the data sets of an option file), in :mod:`.baselines_cmd`::
 
     python -m dic.apps.evaluate.baselines_cmd -opt conf/test/tiny.yml --methods nlm-jpeg nlm-webp
