@@ -62,6 +62,15 @@ def test_bench_smoke(tmp_path, capsys):
     assert data["format"] == "dic-bench" and data["version"] == 1 and data["hparams"]["N"] == 16
     assert data["coding"]["strings_identical"] is True
     assert data["ratios"]["decode_time_ours_over_compressai"] > 0
+    # serial and checkerboard twins, each through ours and CompressAI's coder
+    coding = data["coding"]
+    assert {coding[p]["context"] for p in ("ours", "compressai", "checkerboard", "compressai-checkerboard")} == \
+        {"serial", "checkerboard"}
+    assert all(coding["round_trip_exact"].values()) and len(coding["round_trip_exact"]) == 4
+    assert coding["checkerboard_symbols_identical"] is True
+    assert coding["components"]["synthesis_s"]["median"] > 0 and coding["checkerboard"]["decode_s"]["median"] > 0
+    assert data["ratios"]["decode_time_checkerboard_over_serial"] > 0
+    assert "checkerboard" in text and "synthesis g_s" in text
 
 
 def test_bench_training_runs_the_trainers_step(monkeypatch):
@@ -83,7 +92,7 @@ def test_bench_training_runs_the_trainers_step(monkeypatch):
     for variant in ("ours", "official-style"):
         assert len(train[variant]["step_s"]["runs"]) == 2 and train[variant]["step_s"]["median"] > 0
         assert "capped_steps" not in train[variant]
-    assert "skipped" in train["channels-last"]  # CPU
+    assert all("skipped" in train[v] for v in ("bf16", "channels-last", "compile", "fast"))  # CUDA only
     assert sorted(calls) == ["OfficialStyleSNRDecomp"] * 3 + ["SNRDecomp"] * 3
     assert results["ratios"]["train_step_ours_over_official_style"] > 0
     assert "coding" not in results
@@ -177,6 +186,10 @@ def test_bench_rejects_bad_options(capsys):
         parse_hparams(["num_layers"])
     with pytest.raises(OptionError, match="--repeats"):
         benchmark(_bench_args("--repeats", "-1"))
+    with pytest.raises(OptionError, match="--contexts: expected serial and/or checkerboard, got 'raster'"):
+        benchmark(_bench_args("--contexts", "serial,raster"))
+    with pytest.raises(OptionError, match="--train-variants: unknown variant 'turbo'"):
+        benchmark(_bench_args("--train-variants", "ours,turbo"))
     assert main(["--noise-level", "7", "--no-train", "--no-memory", "--repeats", "0", "--size", "64x64",
                  *TINY_ARGS]) == 2
     assert "--noise-level: noise level must be one of 1, 2, 3, 4, got 7" in capsys.readouterr().err

@@ -500,7 +500,7 @@ def test_decoding_in_fresh_processes_with_other_thread_counts(env, tmp_path):
     assert np.array_equal(one, _decode(env, (tmp_path / "x.dic").read_bytes()))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_encoded_files_decode_on_the_cpu_or_are_refused(env):
     """Encode on CUDA, decode on the CPU and on CUDA: the latents are verified in each case,
     so the result is the image (equal up to g_s's float rounding between devices) or an error,

@@ -167,7 +167,7 @@ def test_options_supply_every_argument(clean, monkeypatch):
     monkeypatch.setattr(cls, "__signature__", inspect.signature(real), raising=False)
     build_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "val_kodak", "x.yml")
     assert seen == {"mode": "val", "patch_size": 32, "level": None, "legacy_gamma": False, "skip_small": False,
-                    "max_images": None}
+                    "max_images": None, "noise_on_device": False}
 
 
 # ---- folder ----------------------------------------------------------------------------------

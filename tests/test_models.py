@@ -353,8 +353,8 @@ def test_checkpoint_whose_hyper_parameters_build_no_model(tmp_path):
     assert shape_only_model("multiscale-decomp", N=64).hparams == {"quality": None, "N": 64}
     assert model_hparams("snr-decomp") == {"quality": None, "N": None, "num_layers": 6, "num_heads": 12,
                                            "head_dim": 64, "token_patch": 4, "local_blocks": [2, 1],
-                                           "nonlocal_blocks": 1}
-    assert model_hparams("cheng2020-anchor") == {"quality": None, "N": None}
+                                           "nonlocal_blocks": 1, "context": "serial"}
+    assert model_hparams("cheng2020-anchor") == {"quality": None, "N": None, "context": "serial"}
 
 
 def test_parameter_counts_match_models_md():
@@ -449,7 +449,8 @@ def test_pretrained_cheng_weights_fill_both_stages(tmp_path):
     assert torch.equal(state["g_s.7.0.weight"], cheng.g_s[7][0].weight)
     assert torch.equal(state["entropy_bottleneck.matrices.2"], cheng.entropy_bottleneck.matrices[2])
     assert all(torch.equal(state[k], v) for k, v in snr_before.items())  # denoisers keep their init
-    assert copied == len([k for k in cheng.state_dict() if not k.endswith(("_quantized_cdf", "_offset", "_cdf_length", "scale_table"))])
+    assert copied == len([k for k in cheng.state_dict() if not k.endswith(("_quantized_cdf", "_offset", "_cdf_length", "scale_table"))
+                          and k != "context_prediction.mask"])  # the model's own mask stays
     # the plain codec takes the same file as it is
     base = tiny("cheng2020-anchor")
     load_pretrained(base, path)

@@ -180,7 +180,7 @@ def test_training_reproducible_given_the_global_seed(image_folder):
     assert all(torch.equal(x, y) for x, y in zip(d, e))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cpu_generator_gives_the_same_noise_on_the_gpu():
     gt = torch.rand(2, 3, 32, 32)
     cpu = add_noise(gt, *LEVELS[2], _gen(0))

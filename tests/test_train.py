@@ -133,13 +133,17 @@ class Interrupt(Exception):
 
 # the tiny run's first losses are about 34.5 and 38.2 (then 26-42): a cap of 35 caps some steps, not all
 ZERO_GRAD_CAP = ("train.loss_cap_mode=zero_grad", "train.loss_cap=35")
+# the throughput switches that run on the CPU (README "Training"), all at once
+SWITCHES = (*ZERO_GRAD_CAP, "train.sync_free_cap=true", "train.fused_adam=true", "datasets.train.noise_on_device=true")
 
 
 @pytest.mark.parametrize("mode, value, stop_after, extra, extra_on_resume, common", [
     ("step", 5, 3, "datasets.train.n_workers=2", "datasets.train.n_workers=2", ()),
     ("epoch", 2, 3, "datasets.train.n_workers=0", "manual_seed=null", ()),
     ("step", 5, 3, "datasets.train.n_workers=0", "datasets.train.n_workers=0", ZERO_GRAD_CAP),
-], ids=["step-mid-epoch-with-workers", "epoch-boundary-seed-from-checkpoint", "step-zero-grad-capped-steps"])
+    ("step", 5, 3, "datasets.train.n_workers=2", "datasets.train.n_workers=0", SWITCHES),
+], ids=["step-mid-epoch-with-workers", "epoch-boundary-seed-from-checkpoint", "step-zero-grad-capped-steps",
+        "step-throughput-switches"])
 def test_kill_and_resume_equals_uninterrupted(tmp_path, data, monkeypatch, mode, value, stop_after, extra,
                                               extra_on_resume, common):
     """Step mode stops mid-epoch (latest.pth every step) and runs with 2 loader workers against a
@@ -441,10 +445,10 @@ def test_example_option_files_load_and_match_their_generator(tmp_path):
     committed = {p.name: p.read_text() for p in (repo / "conf" / "train").glob("*.yml")}
     generated = {p.name: p.read_text() for p in tmp_path.glob("*.yml")}
     assert committed == generated  # rerun scripts/make_train_configs.py after changing the recipe
-    assert len(generated) == 3 * (6 + 4 + 6) + 1
+    assert len(generated) == 3 * (6 + 4 + 6) + 1 + 6  # the recipes, tiny.yml, the demo's six
     for name in generated:
         opt = load_options(repo / "conf" / "train" / name)
         metric, quality = opt.network.criterions.criterion_metric, opt.network.quality
-        if name != "tiny.yml":
+        if name != "tiny.yml" and not name.startswith("demo_"):
             assert opt.network.lambdas.lambda_metric == LAMBDAS[metric][quality - 1]
             assert opt.name == name[:-4] and opt.train.mode == "epoch"

@@ -111,6 +111,7 @@ def load_state_dict_checked(
     """Strict ``load_state_dict`` whose error lists the missing and unexpected keys (shown by
     their ``names`` in the source file when given) and any shape mismatch, naming ``source``."""
     expected = model.state_dict()
+    _check_context_masks(model, expected, state_dict, source)
     missing = [k for k in expected if k not in state_dict]
     unexpected = [(names or {}).get(k, k) for k in state_dict if k not in expected]
     if missing or unexpected:
@@ -121,6 +122,23 @@ def load_state_dict_checked(
         model.load_state_dict(dict(state_dict), strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{source} does not fit model '{model.name}' (N={model.N}): {e}") from None
+
+
+def _check_context_masks(model: nn.Module, expected: Mapping[str, Any], state_dict: Mapping[str, Any],
+                         source: str) -> None:
+    """A CheckpointError when a stored context-model mask differs from the model's: the weights
+    were trained with the other spatial context (serial vs checkerboard, docs/models.md §5).
+    Loading them would silently swap the model's context model for the file's."""
+    for key, mask in expected.items():
+        if not key.endswith("context_prediction.mask"):
+            continue
+        stored = state_dict.get(key)
+        if torch.is_tensor(stored) and stored.shape == mask.shape and not torch.equal(stored.to(mask), mask):
+            ours = getattr(model, "context", "serial")
+            other = "serial" if ours == "checkerboard" else "checkerboard"
+            raise CheckpointError(
+                f"{source} does not fit model '{model.name}' with context '{ours}': its '{key}' is a "
+                f"{other} context model's; load it with the context it was trained with")
 
 
 def _some(keys: Iterable[str], limit: int = 12) -> str:

@@ -184,9 +184,17 @@ def model_from_official(
     quality: Optional[int] = None,
     head_dim: Optional[int] = None,
     num_heads: Optional[int] = None,
+    context: str = "serial",
 ) -> nn.Module:
     """Our model holding the weights of an official training or evaluation checkpoint ``obj``
-    (already unpickled), loaded strictly; unknown or missing keys are listed in the error."""
+    (already unpickled), loaded strictly; unknown or missing keys are listed in the error.
+    The releases' models have the papers' serial context model: asking for another
+    ``context`` (``checkerboard``) is a CheckpointError."""
+    if context != "serial":
+        raise CheckpointError(
+            f"{source}: official checkpoints hold the papers' serial context model and load only with "
+            f"context 'serial', not {context!r}; train a checkerboard model instead (it may warm-start from "
+            "their weights)")
     state_dict, _ = split_official(obj, source)
     detected = detect_arch(state_dict)
     if arch is None:

@@ -20,6 +20,9 @@ METRICS = ("mse", "ms-ssim")
 # Entropy-coder tables are rebuilt by update() after training; copying them would leave stale
 # tables in place when update() is later called without force.
 CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# The context model's mask is the model's own (serial or checkerboard, docs/models.md §5): a
+# checkerboard model warm-starts from the serial weights, masked its own way.
+CONTEXT_MASK = "context_prediction.mask"
 _G_A = re.compile(r"^g_a\.(\d+)\.(.+)$")
 
 
@@ -68,7 +71,7 @@ def _to_model_names(model: nn.Module, state_dict: Mapping[str, Any]) -> Dict[str
     out: Dict[str, Any] = {}
     for key, value in state_dict.items():
         name = official_to_ours(key, "cheng2020-anchor")
-        if name.rsplit(".", 1)[-1] in CODER_TABLES:
+        if name.rsplit(".", 1)[-1] in CODER_TABLES or name == CONTEXT_MASK:
             continue
         match = _G_A.match(name)
         if joint and match:

@@ -153,6 +153,7 @@ DATASET = {
     "skip_small": BOOL(False, "skip images smaller than patch_size with a warning instead of failing"),
     "max_images": INT(None, "use only the first this many images (quick runs)"),
     "estimation": BOOL(False, "evaluation: estimate bpp from likelihoods (forward) instead of coding"),
+    "noise_on_device": BOOL(False, "training, synthetic: the loader gives clean crops and noise parameters, and the training step synthesises the noise on the training device (from a per-item seed: exact resume holds, the draws differ from the loader's)"),
     "cuda": BOOL(False, "official key, ignored: the device comes from gpu_ids"),
 }
 
@@ -192,6 +193,10 @@ SCHEMA: Dict[str, Any] = {
         "loss_cap": FLOAT(100.0, "a step whose main loss is outside [0, loss_cap) (NaN, infinite, negative, or at least this) is capped (see loss_cap_mode); under DDP a bad loss on any process caps the step on all"),
         "loss_cap_mode": STR("skip", "what a capped step does: 'skip' updates nothing; 'zero_grad' (the official releases) zeroes the main gradients yet still steps the main Adam (its moments keep moving the weights), and trains the auxiliary loss as usual", ("skip", "zero_grad")),
         "amp": STR("off", "CUDA mixed precision of the transforms (entropy model stays fp32)", ("off", "bf16", "fp16")),
+        "channels_last": BOOL(False, "CUDA: model and batches in channels_last memory format (same losses to float rounding); ignored with a warning on the CPU, where torch 2.14.1 crashes in its backward pass"),
+        "fused_adam": BOOL(False, "both Adams as torch's fused kernels (one launch for all parameters; CUDA or CPU); the same updates to float rounding"),
+        "sync_free_cap": BOOL(False, "decide the loss cap on the device, without reading the loss on the host each step: a capped step's main gradients are zeroed with a device-side mask; needs loss_cap_mode: zero_grad; capped steps are counted and logged every print_freq steps"),
+        "compile": BOOL(False, "run the forward pass through torch.compile (inductor); the first step compiles (minutes on a CPU); inductor draws the training quantisation noise with its own generator (same distribution, other draws than eager)"),
     },
     "path": {
         "root": PATH(None, "folder that relative paths and experiments/, results/, tb_logger/ resolve against; null: the project root"),

@@ -8,7 +8,7 @@ legacy mode it is bit-identical to the official releases' ``torch.normal`` draws
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -79,12 +79,14 @@ def _standard_normal(like: torch.Tensor, generator: Optional[torch.Generator]) -
 
 
 def add_noise_linear(
-    lin: torch.Tensor, sigma_read: Sigma, sigma_shot: Sigma, generator: Optional[torch.Generator] = None
+    lin: torch.Tensor, sigma_read: Sigma, sigma_shot: Sigma, generator: Optional[torch.Generator] = None,
+    normal: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Read + shot noise in linear light: a draw of ``N(lin, sqrt(σ_read² + σ_shot·lin))``, not clamped."""
+    """Read + shot noise in linear light: a draw of ``N(lin, sqrt(σ_read² + σ_shot·lin))``, not
+    clamped. ``normal``: the N(0, 1) draw to use (shaped like ``lin``) instead of drawing one."""
     sr, ss = _as_sigma(sigma_read, lin), _as_sigma(sigma_shot, lin)
     std = torch.sqrt(sr**2 + lin.clamp_min(0) * ss)
-    return _standard_normal(lin, generator) * std + lin
+    return (_standard_normal(lin, generator) if normal is None else normal) * std + lin
 
 
 def add_noise(
@@ -93,14 +95,35 @@ def add_noise(
     sigma_shot: Sigma,
     generator: Optional[torch.Generator] = None,
     legacy_gamma: bool = False,
+    normal: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """A noisy version of a clean sRGB image in [0, 1] (CHW or BCHW). ``sigma_*`` are floats or,
-    for a batch, tensors of one value per image. Half-precision inputs are processed in float32."""
+    for a batch, tensors of one value per image. Half-precision inputs are processed in float32.
+    ``normal``: the standard normal draw to use instead of drawing one."""
     dtype = gt.dtype
     x = gt.float() if dtype in (torch.float16, torch.bfloat16) else gt
     lin = srgb_to_linear(x, legacy_gamma)
-    noisy = linear_to_srgb(add_noise_linear(lin, sigma_read, sigma_shot, generator), legacy_gamma)
+    noisy = linear_to_srgb(add_noise_linear(lin, sigma_read, sigma_shot, generator, normal), legacy_gamma)
     return noisy.clamp(0.0, 1.0).to(dtype)
+
+
+def add_noise_seeded(
+    gt: torch.Tensor, sigma_read: torch.Tensor, sigma_shot: torch.Tensor, seeds: Sequence[int],
+    legacy_gamma: bool = False,
+) -> torch.Tensor:
+    """Noise for a B×3×H×W batch on its own device (``datasets.train.noise_on_device``): image
+    *i* draws its N(0, 1) noise from a generator on ``gt``'s device seeded with ``seeds[i]``,
+    with one ``σ_read``, ``σ_shot`` per image. The same seeds give the same noise on the same
+    kind of device, so a training run stays exactly resumable; the CPU's and CUDA's generators
+    give different (equally distributed) draws."""
+    if len(seeds) != gt.shape[0]:
+        raise ArgumentError(f"got {len(seeds)} seeds for a batch of {gt.shape[0]}", argument="seeds")
+    normal = torch.stack([
+        torch.randn(gt.shape[1:], generator=torch.Generator(gt.device).manual_seed(int(s)), device=gt.device,
+                    dtype=torch.float32)
+        for s in seeds])
+    x = gt.float()
+    return add_noise(x, sigma_read.to(x), sigma_shot.to(x), legacy_gamma=legacy_gamma, normal=normal).to(gt.dtype)
 
 
 def sample_noise_params(

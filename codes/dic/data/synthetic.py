@@ -10,12 +10,15 @@
   1–4 with a generator seeded with 0 for every image.
 
 Items are ``(gt, noisy)`` float32 3×H×W tensors in [0, 1]; validation and test noise is the same on
-every run and for any number of workers.
+every run and for any number of workers. A training set with ``noise_on_device`` gives
+``(gt, spec)`` instead: the clean crop and its noise specification (:data:`NOISE_SPEC_KEYS`, drawn
+from the same item seed), which the training step turns into noise on its device
+(:func:`dic.data.noise.add_noise_seeded`).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -35,6 +38,9 @@ from .common import (
 from .io import read_image, to_tensor
 from .noise import LEVELS, add_noise, level_params, sample_noise_params
 
+#: What a ``noise_on_device`` training item carries instead of the noisy image.
+NOISE_SPEC_KEYS = ("sigma_read", "sigma_shot", "seed", "legacy_gamma")
+
 
 @register_dataset("synthetic")
 class SyntheticDataset(ImageDataset):
@@ -49,6 +55,8 @@ class SyntheticDataset(ImageDataset):
             ``i % 4 + 1`` for image ``i`` (val). A test set needs one.
         legacy_gamma: synthesise noise with the official releases' sRGB curves.
         max_images: use only the first this many images (None: all).
+        noise_on_device: training only: items are ``(gt, spec)``, the noise synthesised later on
+            the training device from ``spec`` (see the module docstring).
     """
 
     has_gt = True
@@ -63,9 +71,14 @@ class SyntheticDataset(ImageDataset):
         legacy_gamma: bool = False,
         skip_small: bool = False,
         max_images: Optional[int] = None,
+        noise_on_device: bool = False,
     ):
         super().__init__(root, mode)
         subfolder, self.mode = self.mode, self.forced_mode or self.mode
+        if noise_on_device and self.mode != "train":
+            raise ArgumentError("only a training set synthesises its noise on the training device",
+                                argument="noise_on_device")
+        self.noise_on_device = bool(noise_on_device)
         self.patch_size = check_count("patch_size", patch_size)
         self.level = self._check_level(level)
         self.legacy_gamma = bool(legacy_gamma)
@@ -111,9 +124,15 @@ class SyntheticDataset(ImageDataset):
         place = random_crop_position if self.mode == "train" else center_crop_position
         return to_tensor(crop(image, *place(h, w, size), size))
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, Union[torch.Tensor, Dict[str, torch.Tensor]]]:
         gt = self._clean_patch(index)
         (sigma_read, sigma_shot), generator = self.noise_params(index)
+        if self.noise_on_device:  # the crop and σs as in the loader's path; the noise's seed next
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            return gt, {"sigma_read": torch.tensor(sigma_read, dtype=torch.float64),
+                        "sigma_shot": torch.tensor(sigma_shot, dtype=torch.float64),
+                        "seed": torch.tensor(seed, dtype=torch.int64),
+                        "legacy_gamma": torch.tensor(self.legacy_gamma)}
         noisy = add_noise(gt, sigma_read, sigma_shot, generator, self.legacy_gamma)
         return gt, noisy
 

@@ -13,12 +13,13 @@ from .base import CodecBase
 @register_model("cheng2020-anchor")
 class Cheng2020AnchorCodec(CodecBase):
     """Cheng2020-anchor with the project's interface (padding, ``y``/``y_gt`` outputs). Its
-    state dict is CompressAI's, so CompressAI checkpoints load as they are."""
+    state dict is CompressAI's, so CompressAI checkpoints load as they are (into the default
+    ``context: serial``; ``checkerboard`` is the two-pass variant, docs/models.md §5)."""
 
     name = "cheng2020-anchor"
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
-        super().__init__(quality, N)
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = "serial"):
+        super().__init__(quality, N, context)
 
     def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:
         # blur: unused, the codec has no SNR map

@@ -14,12 +14,13 @@ from .base import JointCodecBase
 @register_model("multiscale-decomp")
 class MultiscaleDecomp(JointCodecBase):
     """``y_inter = denoise_module_1(g_a_block1(x))``, ``y = denoise_module_2(g_a_block2(y_inter))``;
-    module names are the official release's."""
+    module names are the official release's. ``context``: ``serial`` (the paper's) or
+    ``checkerboard`` (docs/models.md §5)."""
 
     name = "multiscale-decomp"
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None):
-        super().__init__(quality, N)
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = "serial"):
+        super().__init__(quality, N, context)
         self.denoise_module_1 = AttentionBlock(self.N)
         self.denoise_module_2 = AttentionBlock(self.N)
 

@@ -26,6 +26,8 @@ class SNRDecomp(JointCodecBase):
         token_patch: side of the square feature patches that form the tokens (4).
         local_blocks: residual blocks of the local branch at stage 1 and stage 2 ((2, 1)).
         nonlocal_blocks: residual blocks before the transformer at each stage (1).
+        context: the entropy model's spatial context: ``serial`` (the paper's) or
+            ``checkerboard`` (two parallel passes, docs/models.md §5).
     """
 
     name = "snr-decomp"
@@ -40,8 +42,9 @@ class SNRDecomp(JointCodecBase):
         token_patch: int = 4,
         local_blocks: Sequence[int] = (2, 1),
         nonlocal_blocks: int = 1,
+        context: str = "serial",
     ):
-        super().__init__(quality, N)
+        super().__init__(quality, N, context)
         if self.N % 2:
             raise ArgumentError(f"snr-decomp needs an even width, got {self.N}", argument="N")
         for key, value in (("num_layers", num_layers), ("num_heads", num_heads),

@@ -1,30 +1,52 @@
 """The coding timing of ``dic bench``: ``model.compress`` / ``model.decompress`` of one noisy image
-through our fast serial loop (:mod:`dic.models.fast_coding`) and through CompressAI's own
-(``JointAutoregressiveHierarchicalPriors._compress_ar`` / ``decompress``). The two paths share
-the analysis, hyper-prior and synthesis; the models' ``fast_coding`` switch selects the loop."""
+through each coding path (:data:`CODING_PATHS`):
+
+- ``ours``: the serial context model, our fast loop (:mod:`dic.models.fast_coding`);
+- ``compressai``: the serial context model, CompressAI's own loop
+  (``JointAutoregressiveHierarchicalPriors._compress_ar`` / ``decompress``);
+- ``checkerboard``: the two-pass checkerboard context model, our coder
+  (:mod:`dic.models.checkerboard`);
+- ``compressai-checkerboard``: the same, through CompressAI's ``CheckerboardLatentCodec``.
+
+All paths share the analysis, hyper-prior and synthesis. A serial and a checkerboard model are
+*twins*: the same weights, the context convolution masked each its own way
+(:func:`context_twins`), so their times compare the coders, not the networks (their rates do
+not compare: the weights were trained, if at all, for one context). The analysis ``encode``
+and the synthesis ``g_s`` are timed alone too, in the same rounds, to show what remains of a
+decode besides the entropy coding."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from ...models import apply_context_masks, create_model
+from ...models.base import pad_to_multiple
 from .timing import summary, time_interleaved
 
-CODING_PATHS = ("ours", "compressai")
+CODING_PATHS = ("ours", "compressai", "checkerboard", "compressai-checkerboard")
+#: Each path's context model, and whether it runs our coder (else CompressAI's).
+PATH_CONTEXT = {"ours": "serial", "compressai": "serial", "checkerboard": "checkerboard",
+                "compressai-checkerboard": "checkerboard"}
+PATH_OURS = {"ours": True, "compressai": False, "checkerboard": True, "compressai-checkerboard": False}
+CONTEXTS = ("serial", "checkerboard")
+#: Pairs whose latents are compared: (ours, CompressAI's) for each context.
+PAIRS = {"serial": ("ours", "compressai"), "checkerboard": ("checkerboard", "compressai-checkerboard")}
 
 
 def use_coding_path(model: nn.Module, path: str) -> None:
-    """Select the serial coding loop: ``ours`` (the fast loop) or ``compressai``."""
+    """Select our coder or CompressAI's for ``path`` (the model's ``fast_coding`` switch)."""
     if path not in CODING_PATHS:
         raise ValueError(f"unknown coding path {path!r}; expected one of {CODING_PATHS}")
-    model.fast_coding = path == "ours"
+    model.fast_coding = PATH_OURS[path]
 
 
 def coding_op(model: nn.Module, op: str, path: str, noisy: torch.Tensor,
               coded: Mapping[str, Any]) -> Callable[[], None]:
     """A call running ``op`` (``encode`` of ``noisy`` or ``decode`` of ``coded``, the
-    ``compress`` output) once through coding path ``path``."""
+    ``compress`` output) once through coding path ``path`` of ``model`` (a model of the
+    path's context)."""
     def fn() -> None:
         use_coding_path(model, path)
         with torch.no_grad():
@@ -35,36 +57,105 @@ def coding_op(model: nn.Module, op: str, path: str, noisy: torch.Tensor,
     return fn
 
 
-def coding_paths(no_compressai: bool) -> List[str]:
-    """The paths to measure."""
-    return ["ours"] if no_compressai else list(CODING_PATHS)
+def coding_paths(no_compressai: bool, contexts: Sequence[str] = CONTEXTS) -> List[str]:
+    """The paths to measure: ours and (unless ``no_compressai``) CompressAI's, for each context."""
+    return [p for p in CODING_PATHS if PATH_CONTEXT[p] in contexts and (PATH_OURS[p] or not no_compressai)]
 
 
-def bench_coding(model: nn.Module, noisy: torch.Tensor, paths: List[str], repeats: int, warmup: int,
-                 device: torch.device) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Encode/decode times of each path, their bitstream sizes and, with both paths, whether
-    the strings are identical and how far the decoded images differ; and each path's
-    ``compress`` output (for the memory probes)."""
+def context_twins(model: nn.Module, contexts: Sequence[str]) -> Dict[str, nn.Module]:
+    """A model per context: ``model`` itself for its own context, and for another a new model
+    of the same hyper-parameters holding ``model``'s weights (its own context mask kept, the
+    taps masked accordingly), in eval mode with its coder tables built, on ``model``'s device."""
+    own = getattr(model, "context", "serial")
+    twins: Dict[str, nn.Module] = {}
+    for context in contexts:
+        if context == own:
+            twins[context] = model
+            continue
+        hparams = {k: v for k, v in model.hparams.items() if k != "context"}
+        twin = create_model(model.name, context=context, **hparams)
+        state = {k: v for k, v in model.state_dict().items() if k != "context_prediction.mask"}
+        twin.load_state_dict(state, strict=False)
+        apply_context_masks(twin)
+        twin.update(force=True)
+        twins[context] = twin.eval().to(next(model.parameters()).device)
+    return twins
+
+
+def component_ops(model: nn.Module, noisy: torch.Tensor) -> Dict[str, Callable[[], None]]:
+    """The analysis (``encode`` of the padded image) and the synthesis (``g_s`` of a latent of
+    the decoded size, clamped as decoding does) alone."""
+    x = pad_to_multiple(noisy, model.pad_multiple)
+    with torch.no_grad():
+        y_hat = torch.round(model.encode(x)["y"])
+
+    def analysis() -> None:
+        with torch.no_grad():
+            model.encode(x)
+
+    def synthesis() -> None:
+        with torch.no_grad():
+            model._synthesize(y_hat)
+
+    return {"analysis": analysis, "synthesis": synthesis}
+
+
+def _code_once(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List[str]
+               ) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
+    """Each path's ``compress`` output (strings, shape, symbols) and decoded image."""
     coded: Dict[str, Any] = {}
     decoded: Dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for path in paths:
+            model = models[PATH_CONTEXT[path]]
             use_coding_path(model, path)
             coded[path] = model.compress(noisy)
-            decoded[path] = model.decompress(coded[path]["strings"], coded[path]["shape"])["x_hat"]
-    use_coding_path(model, "ours")
-    out: Dict[str, Any] = {p: {"bytes": sum(len(s) for group in coded[p]["strings"] for s in group)}
-                           for p in paths}
-    if "compressai" in coded:
-        out["strings_identical"] = coded["ours"]["strings"] == coded["compressai"]["strings"]
-        out["max_abs_diff"] = float((decoded["ours"] - decoded["compressai"]).abs().max())
-        eight_bit = {p: (decoded[p] * 255).round() for p in paths}
-        out["pixels_differing_8bit"] = int((eight_bit["ours"] != eight_bit["compressai"]).sum())
+            out = model.decompress(coded[path]["strings"], coded[path]["shape"])
+            coded[path]["decoded_symbols"] = out["symbols"]
+            decoded[path] = out["x_hat"]
+            use_coding_path(model, PAIRS[PATH_CONTEXT[path]][0])
+    return coded, decoded
+
+
+def _agreement(coded: Mapping[str, Any], decoded: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """Whether each path decodes its own symbols, and for each context whose two paths ran,
+    whether ours and CompressAI's agree (strings for serial, symbols for both) and how far their
+    decoded images differ."""
+    out: Dict[str, Any] = {"round_trip_exact": {
+        p: all(torch.equal(a, b) for a, b in zip(c["symbols"], c["decoded_symbols"])) for p, c in coded.items()}}
+    for context, (ours, theirs) in PAIRS.items():
+        if ours not in coded or theirs not in coded:
+            continue
+        prefix = "" if context == "serial" else "checkerboard_"
+        if context == "serial":
+            out["strings_identical"] = coded[ours]["strings"] == coded[theirs]["strings"]
+        out[prefix + "symbols_identical"] = all(
+            torch.equal(a, b) for a, b in zip(coded[ours]["symbols"], coded[theirs]["symbols"]))
+        out[prefix + "max_abs_diff"] = float((decoded[ours] - decoded[theirs]).abs().max())
+        eight_bit = [(decoded[p] * 255).round() for p in (ours, theirs)]
+        out[prefix + "pixels_differing_8bit"] = int((eight_bit[0] != eight_bit[1]).sum())
+    return out
+
+
+def bench_coding(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List[str], repeats: int,
+                 warmup: int, device: torch.device) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Encode/decode times of each path (``models``: one per context, :func:`context_twins`),
+    their bitstream sizes, the agreement checks of :func:`_agreement`, the analysis and
+    synthesis alone (``components``); and each path's ``compress`` output (for the memory probes)."""
+    coded, decoded = _code_once(models, noisy, paths)
+    out: Dict[str, Any] = {p: {"bytes": sum(len(s) for group in coded[p]["strings"] for s in group),
+                               "context": PATH_CONTEXT[p]} for p in paths}
+    out.update(_agreement(coded, decoded))
     if repeats > 0:
-        for op in ("encode", "decode"):
-            fns = {p: coding_op(model, op, p, noisy, coded[p]) for p in paths}
+        components = component_ops(next(iter(models.values())), noisy)
+        out["components"] = {}
+        for op, component in (("encode", "analysis"), ("decode", "synthesis")):
+            fns = {p: coding_op(models[PATH_CONTEXT[p]], op, p, noisy, coded[p]) for p in paths}
+            fns[component] = components[component]
             times = time_interleaved(fns, repeats, warmup, device)
             for p in paths:
                 out[p][f"{op}_s"] = summary(times[p])
-        use_coding_path(model, "ours")
+            out["components"][f"{component}_s"] = summary(times[component])
+        for model in models.values():
+            model.fast_coding = True
     return out, coded

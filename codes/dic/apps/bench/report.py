@@ -7,21 +7,44 @@ from .timing import median_of, ratio
 from .training import TRAIN_VARIANTS
 
 
+#: Coding ratios: name → (numerator path, denominator path), both medians of one op.
+CODING_RATIOS = {
+    "ours_over_compressai": ("ours", "compressai"),
+    "checkerboard_over_serial": ("checkerboard", "ours"),
+    "checkerboard_over_compressai_checkerboard": ("checkerboard", "compressai-checkerboard"),
+}
+#: Column titles of the coding paths.
+PATH_TITLES = {"ours": "serial", "compressai": "serial (CAI)", "checkerboard": "checkerboard",
+               "compressai-checkerboard": "checkerb. (CAI)"}
+
+
 def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
-    """Median-time ratios from one run: ours / CompressAI for encode and decode, ours /
-    official-style and channels-last / ours for the training step (below 1: the first is faster)."""
+    """Median-time ratios from one run: for encode and decode, ours / CompressAI (serial),
+    checkerboard / serial and ours / CompressAI (checkerboard); the synthesis's share of the
+    checkerboard decode; ours / official-style and channels-last / ours for the training step
+    (below 1: the first is faster); and each training variant's speed-up over the
+    official-style step (official-style time / variant time: above 1, the variant is faster)."""
     out: Dict[str, Optional[float]] = {}
     coding = results.get("coding") or {}
-    if "compressai" in coding:
-        for op in ("encode", "decode"):
-            out[f"{op}_time_ours_over_compressai"] = ratio(median_of(coding["ours"], f"{op}_s"),
-                                                            median_of(coding["compressai"], f"{op}_s"))
+    for op in ("encode", "decode"):
+        for name, (a, b) in CODING_RATIOS.items():
+            if a in coding and b in coding:
+                out[f"{op}_time_{name}"] = ratio(median_of(coding[a], f"{op}_s"), median_of(coding[b], f"{op}_s"))
+    components = coding.get("components") or {}
+    for path in ("ours", "checkerboard"):
+        if path in coding and components:
+            out[f"synthesis_share_of_{path}_decode"] = ratio(median_of(components, "synthesis_s"),
+                                                             median_of(coding[path], "decode_s"))
     train = results.get("train") or {}
     ours = median_of(train.get("ours", {}), "step_s")
     if "official-style" in train:
         out["train_step_ours_over_official_style"] = ratio(ours, median_of(train["official-style"], "step_s"))
     if "channels-last" in train:
         out["train_step_channels_last_over_ours"] = ratio(median_of(train["channels-last"], "step_s"), ours)
+    official = median_of(train.get("official-style", {}), "step_s")
+    for v in TRAIN_VARIANTS:
+        if v != "official-style" and median_of(train.get(v, {}), "step_s") is not None and official is not None:
+            out[f"train_speedup_{v.replace('-', '_')}_vs_official_style"] = ratio(official, median_of(train[v], "step_s"))
     return out
 
 
@@ -50,18 +73,31 @@ def _header(results: Mapping[str, Any]) -> str:
 
 
 def _coding_lines(coding: Mapping[str, Any]) -> List[str]:
-    ours, cai = coding["ours"], coding.get("compressai", {})
-    lines = ["", f"{'coding':28s}{'ours':>14s}{'CompressAI':>14s}{'ours/CAI':>10s}"]
+    paths = [p for p in PATH_TITLES if p in coding]
+    lines = ["", f"{'coding':26s}" + "".join(f"{PATH_TITLES[p]:>16s}" for p in paths)]
     for op in ("encode", "decode"):
-        a, b = median_of(ours, f"{op}_s"), median_of(cai, f"{op}_s")
-        lines.append(f"{op + ' time (s)':28s}{_fmt(a):>14s}{_fmt(b):>14s}{_fmt(ratio(a, b)):>10s}")
+        lines.append(f"{op + ' time (s)':26s}" + "".join(f"{_fmt(median_of(coding[p], op + '_s')):>16s}" for p in paths))
     for op in ("encode", "decode"):
-        lines.append(f"{op + ' peak memory (MiB)':28s}{_mem(ours, op + '_memory'):>14s}"
-                     f"{_mem(cai, op + '_memory'):>14s}")
-    lines.append(f"{'bitstream (bytes)':28s}{ours['bytes']:>14d}" + (f"{cai['bytes']:>14d}" if cai else ""))
+        if any(coding[p].get(op + "_memory") for p in paths):
+            lines.append(f"{op + ' peak memory (MiB)':26s}" + "".join(f"{_mem(coding[p], op + '_memory'):>16s}" for p in paths))
+    lines.append(f"{'bitstream (bytes)':26s}" + "".join(f"{coding[p]['bytes']:>16d}" for p in paths))
+    components = coding.get("components") or {}
+    if components:
+        lines.append("alone, same rounds: analysis (encode's network) "
+                     f"{_fmt(median_of(components, 'analysis_s'))} s, synthesis g_s "
+                     f"{_fmt(median_of(components, 'synthesis_s'))} s")
+    exact = coding.get("round_trip_exact", {})
+    if exact:
+        lines.append("decoded symbols equal the encoder's: " + ", ".join(
+            f"{PATH_TITLES[p]} {'yes' if ok else 'NO'}" for p, ok in exact.items()))
     if "strings_identical" in coding:
-        lines.append(f"strings identical: {'yes' if coding['strings_identical'] else 'NO'}; decoded images "
-                     f"differ by at most {coding['max_abs_diff']:.2e} ({coding['pixels_differing_8bit']} "
+        lines.append(f"serial: strings identical to CompressAI's: {'yes' if coding['strings_identical'] else 'NO'}; "
+                     f"decoded images differ by at most {coding['max_abs_diff']:.2e} "
+                     f"({coding['pixels_differing_8bit']} 8-bit values differ)")
+    if "checkerboard_symbols_identical" in coding:
+        lines.append(f"checkerboard: symbols identical to CompressAI's: "
+                     f"{'yes' if coding['checkerboard_symbols_identical'] else 'NO'}; decoded images differ by at "
+                     f"most {coding['checkerboard_max_abs_diff']:.2e} ({coding['checkerboard_pixels_differing_8bit']} "
                      "8-bit values differ)")
     return lines
 
@@ -69,9 +105,10 @@ def _coding_lines(coding: Mapping[str, Any]) -> List[str]:
 def _train_lines(train: Mapping[str, Any]) -> List[str]:
     names = [v for v in TRAIN_VARIANTS if v in train and "skipped" not in train[v]]
     lines = ["", f"training step, batch {train['batch']} × {train['size']}²".ljust(28)
-             + "".join(f"{n:>18s}" for n in names)]
-    lines.append(f"{'time (s)':28s}" + "".join(f"{_fmt(median_of(train[n], 'step_s')):>18s}" for n in names))
-    lines.append(f"{'peak memory (MiB)':28s}" + "".join(f"{_mem(train[n], 'train_memory'):>18s}" for n in names))
+             + "".join(f"{n:>15s}" for n in names)]
+    lines.append(f"{'time (s)':28s}" + "".join(f"{_fmt(median_of(train[n], 'step_s'), 3):>15s}" for n in names))
+    if any(train[n].get("train_memory") for n in names):
+        lines.append(f"{'peak memory (MiB)':28s}" + "".join(f"{_mem(train[n], 'train_memory'):>15s}" for n in names))
     lines += [f"{v}: {train[v]['skipped']}" for v in TRAIN_VARIANTS if "skipped" in train.get(v, {})]
     lines += [f"{v}: {train[v]['capped_steps']} step(s) refused by the trainer (non-finite loss): no backward pass"
               for v in names if train[v].get("capped_steps")]

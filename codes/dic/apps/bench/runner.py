@@ -5,7 +5,8 @@ Measured, each as the median of ``--repeats`` runs after ``--warmup`` runs, the 
 interleaved run by run so that they see the same machine load (:mod:`.timing`):
 
 - encode / decode wall time of ``model.compress`` / ``model.decompress`` on one noisy image,
-  ours and CompressAI's serial loop (:mod:`.coding`);
+  with the serial and the checkerboard context model (twins with the same weights), each
+  through our coder and CompressAI's, and the analysis and synthesis alone (:mod:`.coding`);
 - one training step of ``dic train``'s own :class:`~dic.apps.train.step.TrainStep`: ours, an
   official-style model (:mod:`.official`) and channels_last tensors (:mod:`.training`);
 - peak memory of each (:mod:`.memory`).
@@ -30,11 +31,11 @@ import torch
 from ...errors import OptionError
 from ...fileio import atomic_write_text
 from ..runtime import guarded, parse_device
-from .coding import bench_coding, coding_paths
+from .coding import CODING_PATHS, CONTEXTS, PATH_CONTEXT, bench_coding, coding_paths, context_twins
 from .inputs import build_model, load_image, make_noisy, parse_size
 from .memory import Job, bench_memory
 from .report import format_table, ratios
-from .training import bench_train, train_variants
+from .training import TRAIN_VARIANTS, bench_train, train_variants
 
 FORMAT = "dic-bench"
 VERSION = 1
@@ -60,7 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch intra-op threads (default 2; 0 leaves torch's default)")
     parser.add_argument("--train-batch", type=int, default=4, help="training-step batch size (default 4)")
     parser.add_argument("--train-size", type=int, default=256, help="training-step patch size (default 256)")
-    parser.add_argument("--no-compressai", action="store_true", help="skip CompressAI's coding path")
+    parser.add_argument("--contexts", default=",".join(CONTEXTS),
+                        help="context models to code with, comma-separated (default: serial,checkerboard: "
+                             "the model and its twin with the same weights)")
+    parser.add_argument("--train-variants", default=",".join(TRAIN_VARIANTS),
+                        help=f"training-step variants, comma-separated (default: all that apply: "
+                             f"{', '.join(TRAIN_VARIANTS)}; all but the first two on CUDA only)")
+    parser.add_argument("--no-compressai", action="store_true", help="skip CompressAI's coding paths")
+    parser.add_argument("--paths", default=",".join(CODING_PATHS),
+                        help=f"coding paths to measure, comma-separated (default: all of {', '.join(CODING_PATHS)}, "
+                             "less those --contexts and --no-compressai leave out)")
     parser.add_argument("--no-coding", action="store_true", help="skip encode/decode")
     parser.add_argument("--no-train", action="store_true", help="skip the training step")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
@@ -95,6 +105,29 @@ def check_args(args: argparse.Namespace) -> None:
                           f"and {args.train_size}")
     if args.threads < 0:
         raise OptionError(f"--threads must be ≥ 0, got {args.threads}")
+    for name in parse_list(args.paths):
+        if name not in CODING_PATHS:
+            raise OptionError(f"--paths: unknown coding path {name!r}; expected some of {', '.join(CODING_PATHS)}")
+    for name in parse_list(args.train_variants):
+        if name not in TRAIN_VARIANTS:
+            raise OptionError(f"--train-variants: unknown variant {name!r}; expected some of {', '.join(TRAIN_VARIANTS)}")
+    contexts = parse_contexts(args.contexts)
+    if not contexts and not args.no_coding:
+        raise OptionError("--contexts: name at least one of serial, checkerboard (or pass --no-coding)")
+
+
+def parse_list(text: str) -> List[str]:
+    """``'a, b'`` → ``['a', 'b']``."""
+    return [c.strip() for c in str(text).split(",") if c.strip()]
+
+
+def parse_contexts(text: str) -> List[str]:
+    """``'serial,checkerboard'`` → the list, each checked."""
+    names = parse_list(text)
+    for name in names:
+        if name not in CONTEXTS:
+            raise OptionError(f"--contexts: expected serial and/or checkerboard, got {name!r}")
+    return names
 
 
 def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
@@ -119,21 +152,23 @@ def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     }
     model.to(device)
     noisy = noisy.to(device)
-    paths = coding_paths(args.no_compressai)
+    contexts = [] if args.no_coding else parse_contexts(args.contexts)
+    paths = [p for p in coding_paths(args.no_compressai, contexts) if p in parse_list(args.paths)]
+    twins = context_twins(model, contexts)
     coded: Dict[str, Any] = {}
     if not args.no_coding:
-        results["coding"], coded = bench_coding(model, noisy, paths, args.repeats, args.warmup, device)
+        results["coding"], coded = bench_coding(twins, noisy, paths, args.repeats, args.warmup, device)
     if not args.no_train:
         results["train"] = bench_train(model, args.train_batch, args.train_size, args.seed, args.repeats,
-                                       args.warmup, device)
-    jobs: List[Job] = []
+                                       args.warmup, device, parse_list(args.train_variants))
+    jobs: Dict[Job, torch.nn.Module] = {}
     if not args.no_coding:
-        jobs += [(op, p) for p in paths for op in ("encode", "decode")]
+        jobs.update({(op, p): twins[PATH_CONTEXT[p]].eval() for p in paths for op in ("encode", "decode")})
     if not args.no_train:
-        jobs += [("train", v) for v in train_variants(model, device)]
+        jobs.update({("train", v): model.eval() for v in train_variants(model, device, parse_list(args.train_variants))})
     if not args.no_memory and jobs:
         train_opts = {"batch": args.train_batch, "size": args.train_size, "seed": args.seed}
-        memory = bench_memory(model.eval(), noisy, coded, jobs, train_opts, args.threads, device)
+        memory = bench_memory(jobs, noisy, coded, train_opts, args.threads, device)
         for section, variants in memory.items():
             for variant, entries in variants.items():
                 results[section].setdefault(variant, {}).update(entries)

@@ -94,9 +94,17 @@ def gather_objects(obj: Any) -> List[Any]:
     return out
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
+def any_rank(flag: Any, device: torch.device) -> Any:
     """True on every rank when ``flag`` is true on at least one, so that all ranks take the
-    same branch (e.g. capping a bad step together, which DDP requires)."""
+    same branch (e.g. capping a bad step together, which DDP requires). A bool flag gives a
+    bool; a device bool tensor (``train.sync_free_cap``) gives a device bool tensor, reduced
+    without the host reading it."""
+    if torch.is_tensor(flag):
+        if not is_initialized() or get_world_size() == 1:
+            return flag
+        t = flag.to(torch.int32).reshape(1)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t[0].bool()
     if not is_initialized() or get_world_size() == 1:
         return bool(flag)
     t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)

@@ -84,7 +84,7 @@ def fit(opt: Options) -> nn.Module:
                     state.step += 1
                     state.batch_in_epoch += 1
                     bar.update(1)
-                    if not result.capped and run.info.is_main:
+                    if not result.capped and result.capped_flag is None and run.info.is_main:
                         bar.set_postfix(loss=f"{result.loss:.4f}", refresh=False)
                     log_step(run, result)
                     if run.mode == "step":
@@ -138,18 +138,28 @@ def note_capped(run: Run, loss: float) -> None:
 
 def log_step(run: Run, result: StepResult) -> None:
     """Accumulate the loss terms of uncapped steps; every ``print_freq`` steps log their means
-    and learning rates (console, train.log, TensorBoard). Values reach the host only then."""
-    if not result.capped:
+    and learning rates (console, train.log, TensorBoard). Values reach the host only then (under
+    ``train.sync_free_cap`` the capped flag too: :func:`flush_capped`)."""
+    flag = result.capped_flag
+    if flag is not None:
+        keep = ~flag
+        for k, v in result.terms.items():
+            run.window[k] = run.window.get(k, 0.0) + torch.where(keep, v.float(), 0.0)
+        run.window_steps = run.window_steps + keep.float()
+        run.pending_capped = flag.int() if run.pending_capped is None else run.pending_capped + flag.int()
+    elif not result.capped:
         for k, v in result.terms.items():
             run.window[k] = run.window.get(k, 0.0) + v.float()
         run.window_steps += 1
     step = run.state.step
     if step % run.opt.logger.print_freq != 0 and step != run.total_steps:
         return
-    if run.window_steps == 0 or not run.info.is_main:
+    flush_capped(run)
+    steps = float(run.window_steps)
+    if steps == 0 or not run.info.is_main:
         run.window, run.window_steps = {}, 0
         return
-    means = {k: float(v) / run.window_steps for k, v in run.window.items()}
+    means = {k: float(v) / steps for k, v in run.window.items()}
     run.window, run.window_steps = {}, 0
     lrs = {"main": current_lr(run.optim.optimizer), "aux": current_lr(run.optim.aux_optimizer)}
     run.logger.info(f"<epoch {run.state.epoch + 1}, step {step}, lr {lrs['main']:.3e}> " + format_terms(means))
@@ -158,6 +168,23 @@ def log_step(run: Run, result: StepResult) -> None:
             run.tb.add_scalar(f"train/{k}", v, step)
         for k, v in lrs.items():
             run.tb.add_scalar(f"lr/{k}", v, step)
+
+
+def flush_capped(run: Run) -> None:
+    """Under ``train.sync_free_cap``: read the capped steps counted on the device since the last
+    call (one host synchronisation), add them to the run's count and log them."""
+    if run.pending_capped is None:
+        return
+    count, run.pending_capped = int(run.pending_capped), None
+    if count == 0:
+        return
+    run.state.capped_steps += count
+    if run.info.is_main:
+        run.logger.warning(f"up to step {run.state.step}: {count} step(s) capped (loss outside [0, "
+                           f"{run.stepper.loss_cap:g}); main gradients zeroed, both optimizers stepped); "
+                           f"{run.state.capped_steps} so far (sync_free_cap: counted at the log line)")
+        if run.tb is not None:
+            run.tb.add_scalar("train/capped_steps", run.state.capped_steps, run.state.step)
 
 
 def end_of_period(run: Run, counter: int) -> None:
@@ -193,6 +220,7 @@ def validate_on_main(run: Run, counter: int) -> Dict[str, float]:
 def save_checkpoints(run: Run, counter: int, numbered: bool, best: bool) -> None:
     """Write ``latest.pth`` (and copies ``<counter>.pth`` / ``best.pth`` when asked) on rank 0;
     every rank contributes its generator states, then all wait for the files."""
+    flush_capped(run)
     rng = dist.gather_objects(capture_rng())
     if run.info.is_main:
         copies = ([f"{counter}.pth"] if numbered else []) + (["best.pth"] if best else [])

@@ -61,7 +61,8 @@ class Run:
     state: TrainState
     tb: Any = None  # TensorBoard writer on rank 0, or None
     window: Dict[str, torch.Tensor] = field(default_factory=dict)  # loss sums since the last log line
-    window_steps: int = 0
+    window_steps: Any = 0  # uncapped steps in them (a device tensor under train.sync_free_cap)
+    pending_capped: Any = None  # sync_free_cap: capped steps not yet counted (a device tensor)
 
     @property
     def mode(self) -> str:
@@ -114,6 +115,7 @@ def build_run(opt: Options, info: DistInfo, device: torch.device, logger: loggin
     model = build_model(opt.network, opt.path.option_file, warm_start=resume is None and info.is_main).to(device)
     criterion = build_criterion(opt.network, opt.path.option_file)
     amp_dtype = select_amp(opt.train.amp, device, logger)
+    channels_last = select_channels_last(opt.train.channels_last, device, logger)
     optim = build_optimisation(opt, model, fp16=amp_dtype == torch.float16)
     state = TrainState(seed=seed)
     if resume is not None:
@@ -131,7 +133,9 @@ def build_run(opt: Options, info: DistInfo, device: torch.device, logger: loggin
     stepper = TrainStep(model, criterion, optim.optimizer, optim.aux_optimizer, device=device, net=net,
                         clip_max_norm=opt.train.clip_max_norm, loss_cap=opt.train.loss_cap,
                         loss_cap_mode=opt.train.loss_cap_mode, amp_dtype=amp_dtype,
-                        scaler=optim.scaler, any_rank=functools.partial(dist.any_rank, device=device))
+                        scaler=optim.scaler, any_rank=functools.partial(dist.any_rank, device=device),
+                        channels_last=channels_last, sync_free_cap=opt.train.sync_free_cap,
+                        compile=opt.train.compile)
     tb = open_tensorboard(opt.path.tb_logger) if info.is_main and opt.use_tb_logger else None
     run = Run(opt=opt, info=info, device=device, logger=logger, model=model, criterion=criterion, optim=optim,
               data=data, stepper=stepper, state=state, tb=tb)
@@ -143,11 +147,28 @@ def build_run(opt: Options, info: DistInfo, device: torch.device, logger: loggin
     return run
 
 
+def select_channels_last(wanted: bool, device: torch.device, logger: logging.Logger) -> bool:
+    """``train.channels_last`` where it can run: on CUDA. On the CPU torch 2.14.1 crashes (heap
+    corruption) in the backward pass of a 1×1 stride-2 convolution with 3 input channels in
+    channels_last (CompressAI's first ResidualBlockWithStride), so it is ignored there."""
+    if wanted and device.type != "cuda":
+        logger.warning("train.channels_last: ignored on the CPU (torch crashes in the backward pass of a 1×1 "
+                       "stride-2 convolution with 3 input channels in channels_last); training in the "
+                       "contiguous format")
+        return False
+    return bool(wanted)
+
+
 def build_optimisation(opt: Options, model: nn.Module, fp16: bool) -> Optimisation:
-    """Both Adams, both schedulers of ``train.<mode>``, and a GradScaler when training in ``fp16``."""
+    """Both Adams (fused when ``train.fused_adam``), both schedulers of ``train.<mode>``, and a
+    GradScaler when training in ``fp16``."""
     schedule = getattr(opt.train, opt.train.mode)
+    if opt.train.sync_free_cap and opt.train.loss_cap_mode != "zero_grad":
+        raise OptionError(f"{opt.path.option_file}: train.sync_free_cap: needs train.loss_cap_mode: zero_grad "
+                          f"(got {opt.train.loss_cap_mode!r}): a skipped step cannot be undone without reading "
+                          "the loss on the host")
     try:
-        optimizer, aux_optimizer = build_optimizers(model, schedule.lr, schedule.lr_aux)
+        optimizer, aux_optimizer = build_optimizers(model, schedule.lr, schedule.lr_aux, fused=opt.train.fused_adam)
     except ArgumentError as e:
         raise OptionError(f"network.model: {e.detail}") from None
     scheduler, aux_scheduler = create_schedulers(
@@ -161,6 +182,9 @@ def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int) ->
     """Training loader and its sampler, the per-rank batch, steps per epoch, validation loader."""
     train_opt, val_opt = opt.datasets.train, opt.datasets.val
     train_set = build_dataset(train_opt, "train", opt.path.option_file)
+    if train_opt.noise_on_device and not getattr(train_set, "noise_on_device", False):
+        raise OptionError(f"{opt.path.option_file}: datasets.train.noise_on_device: the '{train_opt.name}' data set "
+                          "does not synthesise noise (only 'synthetic' does); remove the key")
     if not getattr(train_set, "has_gt", True):
         raise DataError(f"datasets.train: '{train_opt.name}' at {train_opt.root} has no ground truth to train on")
     batch_per_rank = split_batch(train_opt.batch_size, info.world_size)

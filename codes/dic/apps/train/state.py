@@ -58,13 +58,24 @@ class Optimisation:
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def load_state_dicts(self, ckpt: Mapping[str, Any]) -> None:
-        """Put back the states :meth:`state_dicts` wrote (the scaler's when both sides have one)."""
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.aux_optimizer.load_state_dict(ckpt["aux_optimizer"])
+        """Put back the states :meth:`state_dicts` wrote (the scaler's when both sides have one).
+        The optimizers keep this run's kernel choice (``train.fused_adam``), whatever the
+        checkpoint's run used."""
+        _load_keeping_kernel(self.optimizer, ckpt["optimizer"])
+        _load_keeping_kernel(self.aux_optimizer, ckpt["aux_optimizer"])
         self.scheduler.load_state_dict(ckpt["lr_scheduler"])
         self.aux_scheduler.load_state_dict(ckpt["aux_lr_scheduler"])
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
+
+
+def _load_keeping_kernel(optimizer: Optimizer, state: Mapping[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)`` with the saved groups' ``fused`` / ``foreach`` flags
+    replaced by the optimizer's own (torch would take the saved ones, and place the step
+    counters for them)."""
+    groups = [dict(saved, **{k: group.get(k) for k in ("fused", "foreach") if k in group})
+              for saved, group in zip(state["param_groups"], optimizer.param_groups)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,20 @@ or at least ``loss_cap`` — is *capped*:
 
 Under DDP a bad loss on any rank caps the step on every rank (``any_rank``), so the replicas
 stay identical.
+
+Throughput switches (``train.*`` in docs/options.md), each the same step computed another way:
+
+- ``channels_last``: model and batches in ``torch.channels_last`` (CUDA; same losses to float
+  rounding);
+- ``fused_adam``: both Adams as torch's fused kernels (:func:`build_optimizers`);
+- ``sync_free_cap``: the cap decided on the device (:meth:`TrainStep._sync_free_step`): the step
+  always back-propagates, and a capped step's main gradients are zeroed by a device-side mask,
+  which is ``zero_grad`` exactly (parameters without a gradient stay without one); the host
+  never waits for the loss, and the result carries the flag as a tensor (``capped_flag``) for
+  the loop to count at its next log line;
+- ``noise_on_device``: a batch may come as clean crops plus a noise specification (a dict,
+  :data:`dic.data.synthetic.NOISE_SPEC_KEYS`), synthesised here on the step's device;
+- ``compile``: the forward pass through ``torch.compile``.
 """
 from __future__ import annotations
 
@@ -21,13 +35,14 @@ import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.optim import Adam, Optimizer
 
+from ...data.noise import add_noise_seeded
 from ...errors import ArgumentError, OptionError
 from ...losses import RateDistortionLoss
 from ...models import apply_context_masks
@@ -45,7 +60,8 @@ class StepResult:
 
     terms: Dict[str, Tensor]  # detached loss terms (always present, capped or not)
     capped: bool  # the loss was outside [0, loss_cap) here or on another rank
-    loss: float = math.nan  # this process's main loss, on the host
+    loss: float = math.nan  # this process's main loss, on the host (NaN when sync-free)
+    capped_flag: Optional[Tensor] = None  # sync-free: ``capped`` as a device bool, not yet read
 
 
 def loss_in_range(loss: float, cap: float) -> bool:
@@ -60,6 +76,8 @@ class TrainStep:
     ``any_rank(flag) -> bool`` is true on every rank when ``flag`` is on one (default: ``flag``).
     With ``amp_dtype`` the forward pass runs under autocast and the entropy model is kept in
     float32 (:func:`keep_fp32`, applied here); ``scaler`` is fp16's GradScaler.
+    ``channels_last``, ``sync_free_cap`` and ``compile`` (True: inductor; a string: that
+    ``torch.compile`` backend) are the switches of the module docstring.
 
     As in CompressAI's example loop and the official releases, the auxiliary loss is computed
     after the main Adam step, with the bottleneck's updated density weights, and only then
@@ -71,29 +89,54 @@ class TrainStep:
                  aux_optimizer: Optimizer, *, device: torch.device, net: Optional[nn.Module] = None,
                  clip_max_norm: float = 1.0, loss_cap: float = 100.0, loss_cap_mode: str = "skip",
                  amp_dtype: Optional[torch.dtype] = None, scaler: Optional[torch.amp.GradScaler] = None,
-                 any_rank: Optional[Callable[[bool], bool]] = None):
+                 any_rank: Optional[Callable[[Any], Any]] = None, channels_last: bool = False,
+                 sync_free_cap: bool = False, compile: Union[bool, str] = False):
         if loss_cap_mode not in LOSS_CAP_MODES:
             raise ArgumentError(f"expected one of {', '.join(LOSS_CAP_MODES)}, got {loss_cap_mode!r}",
                                 argument="loss_cap_mode")
+        if sync_free_cap and loss_cap_mode != "zero_grad":
+            raise ArgumentError("needs loss_cap_mode zero_grad: a skipped step cannot be undone without "
+                                "reading the loss on the host", argument="sync_free_cap")
         self.model, self.criterion = model, criterion
         self.optimizer, self.aux_optimizer = optimizer, aux_optimizer
         self.device = torch.device(device)
         self.net = net if net is not None else model
         self.clip_max_norm, self.loss_cap, self.loss_cap_mode = clip_max_norm, loss_cap, loss_cap_mode
         self.amp_dtype, self.scaler = amp_dtype, scaler
-        self.any_rank = any_rank if any_rank is not None else bool
+        self.any_rank = any_rank if any_rank is not None else _this_rank
+        self.channels_last, self.sync_free_cap = channels_last, sync_free_cap
         if amp_dtype is not None:
             keep_fp32(model, self.device.type)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward = self.net
+        if compile:
+            self.forward = torch.compile(self.net, backend="inductor" if compile is True else compile)
 
-    def __call__(self, gt: Tensor, noisy: Tensor) -> StepResult:
-        """Train on one batch (clean ``gt``, ``noisy`` input), or cap the step as the mode says."""
+    def inputs(self, gt: Tensor, noisy: Union[Tensor, Mapping[str, Tensor]]) -> Tuple[Tensor, Tensor]:
+        """The batch on the step's device (and memory format); a noise specification (a dict:
+        ``datasets.train.noise_on_device``) becomes noise drawn here."""
         gt = gt.to(self.device, non_blocking=True)
-        noisy = noisy.to(self.device, non_blocking=True)
+        if isinstance(noisy, Mapping):
+            noisy = add_noise_seeded(gt, noisy["sigma_read"], noisy["sigma_shot"], noisy["seed"].tolist(),
+                                     bool(noisy["legacy_gamma"].reshape(-1)[0]))
+        else:
+            noisy = noisy.to(self.device, non_blocking=True)
+        if self.channels_last:
+            gt, noisy = (t.contiguous(memory_format=torch.channels_last) for t in (gt, noisy))
+        return gt, noisy
+
+    def __call__(self, gt: Tensor, noisy: Union[Tensor, Mapping[str, Tensor]]) -> StepResult:
+        """Train on one batch (clean ``gt``, ``noisy`` input or its noise specification), or cap
+        the step as the mode says."""
+        gt, noisy = self.inputs(gt, noisy)
         self.optimizer.zero_grad(set_to_none=True)
         self.aux_optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.amp_dtype):
-            out = self.net(noisy, gt if self.criterion.uses_guidance else None)
+            out = self.forward(noisy, gt if self.criterion.uses_guidance else None)
         terms = self.criterion(out, gt)
+        if self.sync_free_cap:
+            return self._sync_free_step(terms)
         loss = float(terms["loss"].detach())
         capped = self.any_rank(not loss_in_range(loss, self.loss_cap))
         result = StepResult({k: v.detach() for k, v in terms.items()}, capped, loss)
@@ -111,6 +154,24 @@ class TrainStep:
         result.terms["aux_loss"] = self._aux_step()
         # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
         # forward pass (a validation on rank 0) has masked them since the last step
+        apply_context_masks(self.model)
+        return result
+
+    def _sync_free_step(self, terms: Dict[str, Tensor]) -> StepResult:
+        """``zero_grad`` capping without a host branch: back-propagate, then zero the main
+        gradients where the (all-rank) flag says the loss was outside ``[0, loss_cap)`` —
+        ``masked_fill_`` also clears the NaNs a bad loss leaves — clip, step both optimizers."""
+        loss = terms["loss"]
+        capped = self.any_rank(~((loss.detach() >= 0) & (loss.detach() < self.loss_cap)))
+        self._backward(loss + 0.0 * self.model.aux_loss())
+        for p in parameters(self.optimizer):
+            if p.grad is not None:
+                p.grad.masked_fill_(capped, 0.0)
+        if self.clip_max_norm > 0:
+            nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
+        self._main_step()
+        result = StepResult({k: v.detach() for k, v in terms.items()}, False, capped_flag=capped)
+        result.terms["aux_loss"] = self._aux_step()
         apply_context_masks(self.model)
         return result
 
@@ -143,15 +204,22 @@ class TrainStep:
         return aux_loss.detach()
 
 
-def build_optimizers(model: nn.Module, lr: float, lr_aux: float) -> Tuple[Adam, Adam]:
+def _this_rank(flag: Any) -> Any:
+    """``any_rank`` of a single process: the flag itself (a bool, or a device tensor left unread)."""
+    return flag if torch.is_tensor(flag) else bool(flag)
+
+
+def build_optimizers(model: nn.Module, lr: float, lr_aux: float, fused: bool = False) -> Tuple[Adam, Adam]:
     """Adam on every parameter but the entropy bottleneck's quantiles (``lr``), and Adam on the
-    quantiles (``lr_aux``), CompressAI's way. An ArgumentError when the model has no quantiles."""
+    quantiles (``lr_aux``), CompressAI's way; both torch's fused kernels when ``fused`` (CUDA
+    and CPU), else its default. An ArgumentError when the model has no quantiles."""
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles") and p.requires_grad]
     if not aux:
         raise ArgumentError(f"'{getattr(model, 'name', type(model).__name__)}' has no entropy-bottleneck "
                             "quantiles for the auxiliary optimizer to train", argument="model")
-    return Adam(main, lr=lr), Adam(aux, lr=lr_aux)
+    kernel = {"fused": True} if fused else {}
+    return Adam(main, lr=lr, **kernel), Adam(aux, lr=lr_aux, **kernel)
 
 
 def parameters(optimizer: Optimizer) -> List[Tensor]:
