@@ -148,11 +148,7 @@ def plot_panel(ax, items: Sequence[Mapping[str, Any]], names: Sequence[str], noi
 def plot_levels(reports: Mapping[str, Sequence[Mapping[str, Any]]], names: Sequence[str],
                 noisy: Mapping[str, float], output: Path, title: str) -> Path:
     """The RD figure: one :func:`plot_panel` per test set."""
-    import matplotlib  # heavy, needed for the figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = list(reports)
     cols = 2 if len(labels) > 1 else 1
     rows = (len(labels) + cols - 1) // cols
@@ -162,10 +158,26 @@ def plot_levels(reports: Mapping[str, Sequence[Mapping[str, Any]]], names: Seque
         plot_panel(ax, reports[label], names, noisy.get(label), f"noise level {level}" if level else label)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
+    return finish_figure(fig, title, output)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported on demand: heavy, and needed for
+    the figures only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish_figure(fig, title: str, output: Path) -> Path:
+    """Title, lay out, write (atomically) and close ``fig``."""
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, output)
-    plt.close(fig)
+    pyplot().close(fig)
     return output
 
 
@@ -180,21 +192,13 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
 def comparison_sheet(panels: Sequence[Tuple[str, np.ndarray]], output: Path, title: str,
                      crop: int = 192) -> Path:
     """A row of labelled crops (same centre crop of each full image), written as a PNG."""
-    import matplotlib  # heavy, needed for the figure only
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.9), squeeze=False)
     for ax, (label, image) in zip(axes.flat, panels):
         ax.imshow(centre_crop(image, crop), interpolation="nearest")
         ax.set_title(label, fontsize=8)
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, output)
-    plt.close(fig)
-    return output
+    return finish_figure(fig, title, output)
 
 
 def decoded_image(report: Mapping[str, Any], entry: str, image: str) -> np.ndarray:
