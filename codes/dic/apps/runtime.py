@@ -3,15 +3,15 @@ user errors, choosing the device and timing with CUDA synchronisation. (Loading 
 for inference is the library's :func:`dic.checkpoints.load_for_inference`.)"""
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 
 from ..errors import DicError, OptionError
+from ..logger import get_logger
 
-logger = logging.getLogger("dic")
+logger = get_logger()
 
 
 def guarded(func: Callable[..., Any], *args: Any) -> int:

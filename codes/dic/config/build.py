@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import logging
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch.nn as nn
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 from ..checkpoints import load_pretrained
 from ..data import DATASETS
 from ..errors import ArgumentError, CheckpointError, DicError, OptionError
+from ..logger import get_logger
 from ..losses import LAMBDAS, RateDistortionLoss, default_lambda
 from ..models import create_model
 from .options import NETWORK_FIXED, Options, validate_section
@@ -35,7 +35,7 @@ CRITERION_KEYS = {
     "quality": "network.quality",
 }
 
-logger = logging.getLogger("dic")
+logger = get_logger()
 
 
 @contextlib.contextmanager

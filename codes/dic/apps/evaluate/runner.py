@@ -22,7 +22,6 @@ written the same way (:mod:`.baselines`).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -38,14 +37,14 @@ from ...checkpoints import load_for_inference
 from ...config import Options, build_dataset, check_data_roots, expand_levels, load_options, save_options
 from ...data import write_image
 from ...errors import CheckpointError, OptionError
-from ...logger import setup_logger
+from ...logger import get_logger, setup_logger
 from ..runtime import device_from_gpu_ids, guarded
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
 from .protocol import measure, prepare_sample, to_8bit
 from .reports import MethodResult, format_table, write_outputs, write_submission
 
-logger = logging.getLogger("dic")
+logger = get_logger()
 
 Blocks = Dict[str, Dict[Tuple[int, int], np.ndarray]]  # entry tag → (image, block) → uint8 block
 
