@@ -64,9 +64,10 @@ class StepResult:
     capped_flag: Optional[Tensor] = None  # sync-free: ``capped`` as a device bool, not yet read
 
 
-def loss_in_range(loss: float, cap: float) -> bool:
-    """Whether a step's main loss may train: within ``[0, cap)`` (NaN and infinities are not)."""
-    return 0.0 <= loss < cap
+def loss_in_range(loss: Union[float, Tensor], cap: float) -> Union[bool, Tensor]:
+    """Whether a step's main loss may train: within ``[0, cap)`` (NaN and infinities are not).
+    A host float gives a bool; a tensor gives a tensor, computed on its device without a sync."""
+    return (loss >= 0) & (loss < cap)
 
 
 class TrainStep:
@@ -150,28 +151,29 @@ class TrainStep:
             self._backward(terms["loss"] + 0.0 * self.model.aux_loss())
             if self.clip_max_norm > 0:
                 nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
-        self._main_step()
-        result.terms["aux_loss"] = self._aux_step()
-        # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
-        # forward pass (a validation on rank 0) has masked them since the last step
-        apply_context_masks(self.model)
-        return result
+        return self._update(result)
 
     def _sync_free_step(self, terms: Dict[str, Tensor]) -> StepResult:
         """``zero_grad`` capping without a host branch: back-propagate, then zero the main
         gradients where the (all-rank) flag says the loss was outside ``[0, loss_cap)`` —
         ``masked_fill_`` also clears the NaNs a bad loss leaves — clip, step both optimizers."""
         loss = terms["loss"]
-        capped = self.any_rank(~((loss.detach() >= 0) & (loss.detach() < self.loss_cap)))
+        capped = self.any_rank(~loss_in_range(loss.detach(), self.loss_cap))
         self._backward(loss + 0.0 * self.model.aux_loss())
         for p in parameters(self.optimizer):
             if p.grad is not None:
                 p.grad.masked_fill_(capped, 0.0)
         if self.clip_max_norm > 0:
             nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
+        return self._update(StepResult({k: v.detach() for k, v in terms.items()}, False, capped_flag=capped))
+
+    def _update(self, result: StepResult) -> StepResult:
+        """Both optimizers' steps on the gradients in place: the main Adam, then the auxiliary
+        loss with the updated density weights (:meth:`_aux_step`)."""
         self._main_step()
-        result = StepResult({k: v.detach() for k, v in terms.items()}, False, capped_flag=capped)
         result.terms["aux_loss"] = self._aux_step()
+        # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
+        # forward pass (a validation on rank 0) has masked them since the last step
         apply_context_masks(self.model)
         return result
 
