@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -114,8 +114,13 @@ def train_overrides(root: Path, steps: Optional[int], fresh: bool, opt_file: Pat
 
 def train_all(root: Path, steps: Optional[int], fresh: bool, jobs: int, quiet: bool,
               gpu: bool = False) -> Dict[str, List[Path]]:
-    """Train the six option files; kind → best checkpoints (latest where validation never ran)."""
+    """Train the six option files; kind → best checkpoints (latest where validation never ran).
+    A file warm-started from another (``network.pretrained``: the outer rate points start from the
+    middle one's best.pth) starts as soon as that one is trained, ``jobs`` runs at a time."""
     files = [f for kind in TRAIN_FILES for f in TRAIN_FILES[kind]]
+    warm = {f for f in files if load_options(f, train_overrides(root, steps, fresh, f, gpu)).network.pretrained}
+    dependents = {f: [g for g in TRAIN_FILES[kind] if g in warm] for kind in TRAIN_FILES
+                  for f in TRAIN_FILES[kind] if f not in warm}
 
     def one(opt_file: Path) -> Path:
         overrides = train_overrides(root, steps, fresh, opt_file, gpu)
@@ -131,8 +136,15 @@ def train_all(root: Path, steps: Optional[int], fresh: bool, jobs: int, quiet: b
                 return folder / name
         raise SystemExit(f"demo: training {opt_file.name} wrote no checkpoint in {folder}")
 
+    done: Dict[Path, Path] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        done = dict(zip(files, pool.map(one, files)))
+        running = {pool.submit(one, f): f for f in dependents}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                opt_file = running.pop(future)
+                done[opt_file] = future.result()
+                running.update({pool.submit(one, g): g for g in dependents.get(opt_file, [])})
     return {kind: [done[f] for f in TRAIN_FILES[kind]] for kind in TRAIN_FILES}
 
 

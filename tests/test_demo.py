@@ -154,6 +154,11 @@ def test_demo_retrains_exports_and_writes_reports_plot_and_sheets(tmp_path):
     for path in sorted(weights.glob("*.pth")):
         check_weights(path)
     assert len(list(weights.glob("*.pth"))) == 6
+    for kind in ("joint", "codec"):  # the outer rate points start from the middle one, trained first
+        anchor = tmp_path / "experiments" / f"demo_{kind}_l2" / "checkpoints" / "best.pth"
+        for point in (1, 3):
+            log = (tmp_path / "experiments" / f"demo_{kind}_l{point}.train.log").read_text()
+            assert "warm start: copied" in log and str(anchor) in log
     results = tmp_path / "results" / "demo"
     level = results / "samples_level3"
     for name in ("snr-decomp", "cheng2020-anchor", "classical-grid", "classical-envelope",

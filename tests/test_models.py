@@ -457,6 +457,21 @@ def test_pretrained_cheng_weights_fill_both_stages(tmp_path):
     assert torch.equal(base.g_a[6].weight, cheng.g_a[6].weight)
 
 
+@pytest.mark.parametrize("name", ["snr-decomp", "cheng2020-anchor"])
+def test_pretrained_from_a_training_checkpoint_of_the_same_model(tmp_path, name):
+    """A λ ladder starts its outer rate points from the middle one: every learned tensor is
+    copied (the coder tables are rebuilt by update())."""
+    source, target = tiny(name, seed=0), tiny(name, seed=1)
+    key = "entropy_bottleneck.quantiles"
+    source.state_dict()[key].add_(1.0)  # a value no fresh model has
+    assert not all(torch.equal(a, b) for a, b in zip(source.parameters(), target.parameters()))
+    path = tmp_path / "anchor.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    load_pretrained(target, str(path))
+    for key, value in source.named_parameters():
+        assert torch.equal(value, dict(target.named_parameters())[key]), key
+
+
 def test_pretrained_errors(tmp_path, monkeypatch):
     model = tiny("multiscale-decomp")
     with pytest.raises(CheckpointError, match="missing.pth does not exist"):
@@ -467,7 +482,7 @@ def test_pretrained_errors(tmp_path, monkeypatch):
         load_pretrained(model, str(wide))
     other = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.zeros(1)}, other)
-    with pytest.raises(CheckpointError, match="not a Cheng2020-anchor checkpoint"):
+    with pytest.raises(CheckpointError, match="neither a Cheng2020-anchor checkpoint nor one of 'multiscale-decomp'"):
         load_pretrained(model, str(other))
 
     import compressai.zoo

@@ -133,6 +133,29 @@ def test_training_parameters_are_log_uniform_in_range():
     assert isinstance(one[0], float) and one == sample_noise_params(_gen(3))
 
 
+
+def test_a_wider_training_range_covers_levels_3_and_4(image_folder):
+    """The demo's ranges reach level 4 (σ_read 10^-1.08, σ_shot 10^-1.48), which the papers'
+    distribution never draws; a data set passes its ranges to every training item."""
+    sr, ss = sample_noise_params(_gen(0), n=4000, log10_read=(-3.0, -1.0), log10_shot=(-4.0, -1.4))
+    lr, ls = torch.log10(sr), torch.log10(ss)
+    assert lr.min() >= -3 and lr.max() <= -1 and ls.min() >= -4 and ls.max() <= -1.4
+    assert (sr > LEVELS[4][0]).any() and (ss > LEVELS[4][1]).any()
+    ds = create_dataset("synthetic", image_folder, "train", patch_size=32,
+                        noise_log10_read=[-1.1, -1.0], noise_log10_shot=[-1.5, -1.4])
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        (read, shot), _ = ds.noise_params(i)
+        assert 10**-1.1 <= read <= 10**-1.0 and 10**-1.5 <= shot <= 10**-1.4
+
+
+@pytest.mark.parametrize("value, why", [([-1.0, -2.0], "low ≤ high ≤ 0"), ([-1.0, 0.5], "low ≤ high ≤ 0"),
+                                        ([-2.0], "two numbers"), ("wide", "two numbers"),
+                                        ([-2.0, float("nan")], "finite")])
+def test_bad_training_ranges_name_the_argument(image_folder, value, why):
+    with pytest.raises(ArgumentError, match=rf"^noise_log10_shot: expected .*{why}"):
+        create_dataset("synthetic", image_folder, "train", patch_size=32, noise_log10_shot=value)
+
 # ---- determinism across runs and worker counts --------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,12 @@ def test_wrong_type_names_key_value_and_expectation(tmp_path):
     assert "datasets.train.batch_size: got 'four' (str), expected an integer" in error_of(tmp_path, raw)
 
 
+def test_training_noise_range_names_key_and_expectation(tmp_path):
+    raw = official(tmp_path)
+    raw["datasets"]["train"]["noise_log10_read"] = -1.0
+    assert "datasets.train.noise_log10_read: got -1.0 (float), expected two numbers [low, high]" in error_of(tmp_path, raw)
+
+
 def test_wrong_type_boolean(tmp_path):
     raw = official(tmp_path)
     raw["use_tb_logger"] = "yes please"

@@ -27,7 +27,8 @@ _G_A = re.compile(r"^g_a\.(\d+)\.(.+)$")
 
 
 def load_pretrained(model: nn.Module, source: Union[str, os.PathLike, bool], metric: str = "mse") -> int:
-    """Copy Cheng2020-anchor weights into ``model`` and return how many tensors were copied.
+    """Copy Cheng2020-anchor weights, or a training checkpoint of ``model``'s own kind (a λ ladder
+    fine-tuned from one rate point), into ``model``; return how many tensors were copied.
 
     ``source``: a path to a CompressAI Cheng2020-anchor checkpoint (a state dict as CompressAI's
     zoo stores it, or a training checkpoint with a ``state_dict`` entry), or ``True`` /
@@ -86,7 +87,7 @@ def _copy_into(model: nn.Module, weights: Mapping[str, Any], what: str) -> int:
     unknown = [k for k in weights if k not in target]
     if unknown:
         raise CheckpointError(
-            f"{what} is not a Cheng2020-anchor checkpoint: keys {', '.join(unknown[:8])}"
+            f"{what} is neither a Cheng2020-anchor checkpoint nor one of '{model.name}': keys {', '.join(unknown[:8])}"
             f"{' …' if len(unknown) > 8 else ''} have no place in '{model.name}'"
         )
     for key, value in weights.items():

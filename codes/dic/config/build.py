@@ -71,9 +71,11 @@ def build_model(network: Mapping[str, Any], source: str, warm_start: bool = Fals
             copied = load_pretrained(model, network.pretrained, metric=network.criterions.criterion_metric)
         except CheckpointError as e:
             raise CheckpointError(f"{source}: network.pretrained: {e}") from None
-        what = "CompressAI's downloadable weights" if network.pretrained in (True, "compressai") else network.pretrained
-        logger.info(f"warm start: copied {copied} tensors of cheng2020-anchor (quality {network.quality}, "
-                    f"{network.criterions.criterion_metric}) from {what}")
+        if network.pretrained in (True, "compressai"):
+            logger.info(f"warm start: copied {copied} tensors of CompressAI's cheng2020-anchor (quality "
+                        f"{network.quality}, {network.criterions.criterion_metric})")
+        else:
+            logger.info(f"warm start: copied {copied} tensors from {network.pretrained}")
     return model
 
 

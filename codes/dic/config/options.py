@@ -62,6 +62,12 @@ def _int_list(v: Any) -> List[int]:
     return v
 
 
+def _float_pair(v: Any) -> List[float]:
+    if not isinstance(v, list) or len(v) != 2:
+        raise ValueError
+    return [_float(x) for x in v]
+
+
 def _int_or_int_list(v: Any):
     return _int_list(v) if isinstance(v, list) else _int(v)
 
@@ -154,6 +160,8 @@ DATASET = {
     "max_images": INT(None, "use only the first this many images (quick runs)"),
     "estimation": BOOL(False, "evaluation: estimate bpp from likelihoods (forward) instead of coding"),
     "noise_on_device": BOOL(False, "training, synthetic: the loader gives clean crops and noise parameters, and the training step synthesises the noise on the training device (from a per-item seed: exact resume holds, the draws differ from the loader's)"),
+    "noise_log10_read": Key(_float_pair, "two numbers [low, high]", [-3.0, -1.5], "training, synthetic: log10 σ_read is drawn uniformly from [low, high]; the default is the papers' range, which stops below levels 3–4 (docs/data.md §1)"),
+    "noise_log10_shot": Key(_float_pair, "two numbers [low, high]", [-4.0, -2.0], "training, synthetic: log10 σ_shot is drawn uniformly from [low, high] (papers: [-4, -2])"),
     "cuda": BOOL(False, "official key, ignored: the device comes from gpu_ids"),
 }
 
@@ -174,7 +182,7 @@ NETWORK = {
         "alpha_fea": FLOAT(1.0, "official key: extra factor on the guidance term"),
     },
     "pretrained": Key(_bool_or_str, "true, false, 'compressai' or a path", False,
-                      "warm start from Cheng2020-anchor weights: a checkpoint path, or true / 'compressai' for CompressAI's downloadable weights"),
+                      "warm start: a checkpoint path (CompressAI's Cheng2020-anchor, or a training checkpoint of this model or of cheng2020-anchor; relative to path.root), or true / 'compressai' for CompressAI's downloadable weights"),
 }
 NETWORK_FIXED = set(NETWORK)
 

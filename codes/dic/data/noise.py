@@ -8,6 +8,7 @@ legacy mode it is bit-identical to the official releases' ``torch.normal`` draws
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -23,7 +24,8 @@ LEVELS = {
     4: (0.08316627, 0.18138522**2),
 }
 
-#: Training distribution: log10 σ_read ~ U(−3, −1.5), log10 σ_shot ~ U(−4, −2), fresh per image.
+#: The papers' training distribution: log10 σ_read ~ U(−3, −1.5), log10 σ_shot ~ U(−4, −2), fresh per
+#: image. Levels 3 and 4 lie outside it (docs/data.md §1); a data set may widen it.
 TRAIN_LOG10_READ = (-3.0, -1.5)
 TRAIN_LOG10_SHOT = (-4.0, -2.0)
 
@@ -126,14 +128,30 @@ def add_noise_seeded(
     return add_noise(x, sigma_read.to(x), sigma_shot.to(x), legacy_gamma=legacy_gamma, normal=normal).to(gt.dtype)
 
 
+def check_log10_range(value: Sequence[float], argument: str) -> Tuple[float, float]:
+    """A ``(low, high)`` pair of log10 noise parameters with low ≤ high ≤ 0 (σ ≤ 1); an
+    :class:`ArgumentError` naming ``argument`` otherwise."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"expected two numbers [low, high] (log10 of σ), got {value!r}",
+                            argument=argument) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high <= 0):
+        raise ArgumentError(f"expected finite log10 values with low ≤ high ≤ 0, got [{low}, {high}]",
+                            argument=argument)
+    return low, high
+
+
 def sample_noise_params(
-    generator: Optional[torch.Generator] = None, n: Optional[int] = None
+    generator: Optional[torch.Generator] = None, n: Optional[int] = None,
+    log10_read: Sequence[float] = TRAIN_LOG10_READ, log10_shot: Sequence[float] = TRAIN_LOG10_SHOT,
 ) -> Tuple[Sigma, Sigma]:
-    """Draw training noise parameters ``σ_read = 10^U(−3, −1.5)``, ``σ_shot = 10^U(−4, −2)``.
-    Returns two floats, or with ``n`` two float64 tensors of n values (one per batch item)."""
+    """Draw training noise parameters ``σ_read = 10^U(log10_read)``, ``σ_shot = 10^U(log10_shot)``
+    (the papers' ranges by default: U(−3, −1.5) and U(−4, −2)). Returns two floats, or with ``n``
+    two float64 tensors of n values (one per batch item)."""
     device = generator.device if generator is not None else None
     u = torch.rand(2, 1 if n is None else n, generator=generator, dtype=torch.float64, device=device)
-    (r0, r1), (s0, s1) = TRAIN_LOG10_READ, TRAIN_LOG10_SHOT
+    (r0, r1), (s0, s1) = log10_read, log10_shot
     sigma_read = torch.pow(10.0, r0 + (r1 - r0) * u[0]).cpu()
     sigma_shot = torch.pow(10.0, s0 + (s1 - s0) * u[1]).cpu()
     if n is None:

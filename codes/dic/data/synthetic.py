@@ -1,7 +1,7 @@
 """Clean photographs with synthetic read + shot noise (Flicker 2W training, Kodak / CLIC testing).
 
 - ``synthetic`` in ``train`` mode: a random ``patch_size`` crop and fresh noise parameters from
-  the training distribution (or the fixed ``level`` if one is set), both drawn from torch's global
+  the training distribution (the papers', or the ``noise_log10_*`` ranges; or the fixed ``level``), both drawn from torch's global
   RNG. DataLoader workers seed it from the global seed, so a run is reproducible given
   ``manual_seed``.
 - ``synthetic`` in ``val`` mode: the centre ``patch_size`` crop, level ``i % 4 + 1`` for image
@@ -18,7 +18,7 @@ from the same item seed), which the training step turns into noise on its device
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -36,7 +36,8 @@ from .common import (
     seeded_generator,
 )
 from .io import read_image, to_tensor
-from .noise import LEVELS, add_noise, level_params, sample_noise_params
+from .noise import (LEVELS, TRAIN_LOG10_READ, TRAIN_LOG10_SHOT, add_noise, check_log10_range, level_params,
+                    sample_noise_params)
 
 #: What a ``noise_on_device`` training item carries instead of the noisy image.
 NOISE_SPEC_KEYS = ("sigma_read", "sigma_shot", "seed", "legacy_gamma")
@@ -57,6 +58,8 @@ class SyntheticDataset(ImageDataset):
         max_images: use only the first this many images (None: all).
         noise_on_device: training only: items are ``(gt, spec)``, the noise synthesised later on
             the training device from ``spec`` (see the module docstring).
+        noise_log10_read, noise_log10_shot: training only: the ``[low, high]`` ranges of log10
+            σ_read and log10 σ_shot, drawn uniformly (default: the papers' distribution).
     """
 
     has_gt = True
@@ -72,6 +75,8 @@ class SyntheticDataset(ImageDataset):
         skip_small: bool = False,
         max_images: Optional[int] = None,
         noise_on_device: bool = False,
+        noise_log10_read: Sequence[float] = TRAIN_LOG10_READ,
+        noise_log10_shot: Sequence[float] = TRAIN_LOG10_SHOT,
     ):
         super().__init__(root, mode)
         subfolder, self.mode = self.mode, self.forced_mode or self.mode
@@ -79,6 +84,8 @@ class SyntheticDataset(ImageDataset):
             raise ArgumentError("only a training set synthesises its noise on the training device",
                                 argument="noise_on_device")
         self.noise_on_device = bool(noise_on_device)
+        self.noise_log10_read = check_log10_range(noise_log10_read, "noise_log10_read")
+        self.noise_log10_shot = check_log10_range(noise_log10_shot, "noise_log10_shot")
         self.patch_size = check_count("patch_size", patch_size)
         self.level = self._check_level(level)
         self.legacy_gamma = bool(legacy_gamma)
@@ -106,7 +113,8 @@ class SyntheticDataset(ImageDataset):
     def noise_params(self, index: int) -> Tuple[Tuple[float, float], Optional[torch.Generator]]:
         """((σ_read, σ_shot), generator) for item ``index`` in this data set's mode."""
         if self.mode == "train":
-            params = LEVELS[self.level] if self.level else sample_noise_params()
+            params = (LEVELS[self.level] if self.level else
+                      sample_noise_params(log10_read=self.noise_log10_read, log10_shot=self.noise_log10_shot))
             return params, None
         if self.mode == "val":
             return LEVELS[self.level or index % len(LEVELS) + 1], seeded_generator(index)
