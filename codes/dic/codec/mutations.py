@@ -58,8 +58,7 @@ def _file_mutation(rng: random.Random, data: bytes) -> Tuple[str, bytes]:
     if kind == "flip":
         out[pos] ^= 1 << rng.randrange(8)
     elif kind == "flips":
-        for _ in range(rng.randint(2, 16)):
-            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+        _flip_bits(rng, out, rng.randint(2, 16))
     elif kind == "overwrite":
         n = rng.randint(1, 16)
         out[pos:pos + n] = _random_bytes(rng, len(out[pos:pos + n]))
@@ -75,6 +74,12 @@ def _file_mutation(rng: random.Random, data: bytes) -> Tuple[str, bytes]:
         n = rng.randint(1, 64)
         out[pos:pos] = out[pos:pos + n]
     return kind, bytes(out)
+
+
+def _flip_bits(rng: random.Random, out: bytearray, count: int) -> None:
+    """Flip ``count`` random bits of ``out`` in place (a byte, then a bit, per flip)."""
+    for _ in range(count):
+        out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
 
 
 def _random_bytes(rng: random.Random, n: int) -> bytes:
@@ -93,8 +98,7 @@ def _damage(rng: random.Random, s: bytes) -> Tuple[str, bytes]:
     if kind == "flip":
         out[pos] ^= 1 << rng.randrange(8)
     elif kind == "flips":
-        for _ in range(rng.randint(2, 8)):
-            out[rng.randrange(len(out))] ^= 1 << rng.randrange(8)
+        _flip_bits(rng, out, rng.randint(2, 8))
     elif kind in ("overwrite", "zeros", "ones"):
         n = min(rng.randint(1, 16), len(out) - pos)
         out[pos:pos + n] = {"overwrite": _random_bytes(rng, n), "zeros": bytes(n), "ones": b"\xff" * n}[kind]
