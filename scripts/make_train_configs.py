@@ -33,7 +33,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
@@ -212,26 +212,20 @@ def demo_name(kind: str, point: int) -> str:
     return f"demo_{kind}_l{point}"
 
 
-def demo_schedule(point: int) -> Tuple[dict, Any]:
-    """(train.step section, network.pretrained) of one rate point: the anchor from scratch with
-    lr 1e-3 (×0.3 at 70 % and 90 %), the others from the anchor's best checkpoint with lr 3e-4
-    (×0.3 at 2/3)."""
+def demo_schedule(point: int) -> dict:
+    """The train.step section of one rate point: the anchor from scratch with lr 1e-3 (×0.3 at
+    70 % and 90 %), the others (warm-started from the anchor) with lr 3e-4 (×0.3 at 2/3)."""
     common = {"lr_aux": 1e-3, "lr_scheme": "LambdaLR", "warm_up_counts": 20, "gamma": 0.3, "val_freq": 500}
     if point == DEMO_ANCHOR:
-        step = {"value": DEMO_STEPS, "lr": 1e-3, **common,
-                "milestones": [int(DEMO_STEPS * 0.7), int(DEMO_STEPS * 0.9)]}
-        return step, False
-    step = {"value": DEMO_FINETUNE_STEPS, "lr": 3e-4, **common, "milestones": [DEMO_FINETUNE_STEPS * 2 // 3]}
-    return step, None  # the anchor's checkpoint: filled in by demo()
+        return {"value": DEMO_STEPS, "lr": 1e-3, **common, "milestones": [int(DEMO_STEPS * 0.7), int(DEMO_STEPS * 0.9)]}
+    return {"value": DEMO_FINETUNE_STEPS, "lr": 3e-4, **common, "milestones": [DEMO_FINETUNE_STEPS * 2 // 3]}
 
 
 def demo(kind: str, point: int) -> dict:
     """One training file of the demo's ladders: ``kind`` joint (snr-decomp, guided by the clean
     image's features) or codec (cheng2020-anchor, noisy → clean), rate point 1–3."""
     model, hparams, fea = DEMO_MODELS[kind]
-    step, pretrained = demo_schedule(point)
-    if pretrained is None:
-        pretrained = f"experiments/{demo_name(kind, DEMO_ANCHOR)}/checkpoints/best.pth"
+    pretrained = False if point == DEMO_ANCHOR else f"experiments/{demo_name(kind, DEMO_ANCHOR)}/checkpoints/best.pth"
     return {
         "name": demo_name(kind, point),
         "use_tb_logger": False,
@@ -248,7 +242,7 @@ def demo(kind: str, point: int) -> dict:
             "lambdas": {"lambda_metric": DEMO_LAMBDAS[point - 1], "lambda_fea": 3.0},
             "pretrained": pretrained,
         },
-        "train": {"mode": "step", "step": step, "clip_max_norm": 1.0, "loss_cap": 1000.0},
+        "train": {"mode": "step", "step": demo_schedule(point), "clip_max_norm": 1.0, "loss_cap": 1000.0},
         "path": {"resume": "auto"},
         "logger": {"print_freq": 100, "save_checkpoint_freq": 1500, "num_val_images": 2},
     }
