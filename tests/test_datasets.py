@@ -1,6 +1,7 @@
 """Data sets and image I/O: crops, levels, conversions and every bad-input message, from the
 library (messages name the argument) and from option files (messages name the file and key)."""
 import inspect
+import itertools
 import logging
 
 import cv2
@@ -59,6 +60,81 @@ def test_train_items_are_random_crops_with_noise(clean):
         assert found
         positions.add(found[0])
     assert len(positions) > 1  # the crop moves
+
+
+def _views(crop, hflip, rot, channel_shuffle):
+    """Every view of an H×W×3 crop that the augmentation options allow."""
+    views = [crop]
+    if hflip:
+        views += [v[:, ::-1] for v in views]
+    if rot:
+        views += [v[::-1] for v in views]
+        views = [np.rot90(v, k) for v in views for k in range(4)]
+    if channel_shuffle:
+        views = [v[:, :, list(order)] for v in views for order in itertools.permutations(range(3))]
+    return views
+
+
+def _occurs(patch, image):
+    """Whether ``patch`` (H×W×3) sits somewhere in ``image`` (vectorised :func:`_find`)."""
+    windows = np.lib.stride_tricks.sliding_window_view(image, patch.shape)
+    return bool((windows == patch).all(axis=(-3, -2, -1)).any())
+
+
+def _is_view_of(patch, image, **augment):
+    """Whether ``patch`` is an allowed view of some crop of ``image`` (a crop of the matching
+    orientation, looked for in every flipped, turned and re-ordered copy of the image)."""
+    return any(_occurs(patch, view) for view in _views(image, **augment))
+
+
+@pytest.mark.parametrize("augment", [{"hflip": True, "rot": False, "channel_shuffle": False},
+                                     {"hflip": False, "rot": True, "channel_shuffle": False},
+                                     {"hflip": True, "rot": True, "channel_shuffle": True}])
+def test_augmented_train_crops_are_flipped_turned_and_recoloured_crops(clean, augment):
+    root, images = clean
+    ds = create_dataset("synthetic", root, "train", patch_size=16, use_hflip=augment["hflip"],
+                        use_rot=augment["rot"], channel_shuffle=augment["channel_shuffle"])
+    torch.manual_seed(0)
+    patches = [_u8(ds[0][0]) for _ in range(12)]
+    assert all(_is_view_of(p, images["im0"], **augment) for p in patches)
+    plain = [p for p in patches if _occurs(p, images["im0"])]
+    assert len(plain) < len(patches)  # some crops really were transformed
+    if augment["channel_shuffle"]:  # the colour order changes: some crop matches only re-ordered
+        assert any(not _is_view_of(p, images["im0"], hflip=True, rot=True, channel_shuffle=False) for p in patches)
+
+
+def test_channel_gain_scales_each_channel_of_a_crop_within_its_range(tmp_path):
+    """A flat grey image comes out with one gain per channel, each within exp(±g), and casts
+    of both signs; a bad g names the argument."""
+    write_image(tmp_path / "grey.png", np.full((24, 24, 3), 100, np.uint8))
+    ds = create_dataset("synthetic", tmp_path, "train", patch_size=16, channel_gain=0.4)
+    torch.manual_seed(0)
+    crops = [_u8(ds[0][0]) for _ in range(20)]
+    means = np.array([c.reshape(-1, 3).mean(0) for c in crops])
+    assert all((c == c[:1, :1]).all() for c in crops)  # one gain per channel, over the whole crop
+    assert (means >= np.floor(100 * np.exp(-0.4))).all() and (means <= np.ceil(100 * np.exp(0.4))).all()
+    assert (means < 90).any() and (means > 110).any() and np.ptp(means, axis=1).max() > 20
+    for bad in (-0.1, 1.5, True, "0.4"):
+        with pytest.raises(ArgumentError, match=r"^channel_gain: expected a number in \[0, 1\]"):
+            create_dataset("synthetic", tmp_path, "train", patch_size=16, channel_gain=bad)
+
+
+def test_augmentation_off_draws_as_before_and_val_ignores_it(clean):
+    """With the options off, the crops and noise are those of a data set without them (exact
+    resume and earlier runs are unchanged); validation crops are never augmented."""
+    root, _ = clean
+    ds_plain = create_dataset("synthetic", root, "train", patch_size=16)
+    ds_off = create_dataset("synthetic", root, "train", patch_size=16, use_hflip=False, use_rot=False,
+                            channel_shuffle=False, channel_gain=0.0)
+    torch.manual_seed(5)
+    first = [ds_plain[i] for i in range(3)]
+    torch.manual_seed(5)
+    again = [ds_off[i] for i in range(3)]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    val = create_dataset("synthetic", root, "val", patch_size=16)
+    val_aug = create_dataset("synthetic", root, "val", patch_size=16, use_hflip=True, use_rot=True,
+                             channel_shuffle=True, channel_gain=0.5)
+    assert all(torch.equal(val[i][0], val_aug[i][0]) for i in range(3))
 
 
 def test_val_items_are_centre_crops_with_level_by_index(clean):
@@ -169,7 +245,8 @@ def test_options_supply_every_argument(clean, monkeypatch):
     build_dataset({"name": "synthetic", "root": str(root), "patch_size": 32}, "val_kodak", "x.yml")
     assert seen == {"mode": "val", "patch_size": 32, "level": None, "legacy_gamma": False, "skip_small": False,
                     "max_images": None, "noise_on_device": False, "noise_log10_read": [-3.0, -1.5],
-                    "noise_log10_shot": [-4.0, -2.0]}
+                    "noise_log10_shot": [-4.0, -2.0], "use_hflip": False, "use_rot": False,
+                    "channel_shuffle": False, "channel_gain": 0.0}
 
 
 # ---- folder ----------------------------------------------------------------------------------

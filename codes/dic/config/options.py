@@ -162,6 +162,10 @@ DATASET = {
     "noise_on_device": BOOL(False, "training, synthetic: the loader gives clean crops and noise parameters, and the training step synthesises the noise on the training device (from a per-item seed: exact resume holds, the draws differ from the loader's)"),
     "noise_log10_read": Key(_float_pair, "two numbers [low, high]", [-3.0, -1.5], "training, synthetic: log10 σ_read is drawn uniformly from [low, high]; the default is the papers' range, which stops below levels 3–4 (docs/data.md §1)"),
     "noise_log10_shot": Key(_float_pair, "two numbers [low, high]", [-4.0, -2.0], "training, synthetic: log10 σ_shot is drawn uniformly from [low, high] (papers: [-4, -2])"),
+    "use_hflip": BOOL(False, "training, synthetic: mirror each crop left–right at random (the papers: no)"),
+    "use_rot": BOOL(False, "training, synthetic: turn each crop by a random multiple of 90° and flip it top–bottom at random (the papers: no)"),
+    "channel_shuffle": BOOL(False, "training, synthetic: put each crop's colour channels in a random order, so few similarly coloured photographs do not fix the model's palette (the papers: no; docs/data.md §1)"),
+    "channel_gain": FLOAT(0.0, "training, synthetic: multiply each colour channel of each crop by its own exp(U(-g, g)), a random white-balance shift (0: off; the papers: off; docs/data.md §1)"),
     "cuda": BOOL(False, "official key, ignored: the device comes from gpu_ids"),
 }
 

@@ -122,6 +122,39 @@ def crop(image: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+def check_channel_gain(value: Any) -> float:
+    """``channel_gain`` as a float in [0, 1] (the log of the largest gain), or an ArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ArgumentError(f"expected a number in [0, 1] (log of the largest gain), got {value!r}",
+                            argument="channel_gain")
+    return float(value)
+
+
+def augment(image: np.ndarray, hflip: bool = False, rot: bool = False, channel_shuffle: bool = False,
+            channel_gain: float = 0.0) -> np.ndarray:
+    """A randomly flipped, rotated and recoloured view of an H×W×C uint8 crop (docs/data.md §1).
+
+    ``hflip``: mirror left–right with probability ½; ``rot``: one of the four quarter turns with
+    a possible top–bottom flip (with ``hflip``: all eight symmetries of the square);
+    ``channel_shuffle``: one of the six orders of the colour channels; ``channel_gain`` g > 0:
+    each channel multiplied by its own ``exp(U(−g, g))`` (a white-balance shift, clipped to
+    0–255), so that grey photographs carry a colour cast the model has to keep. Draws come from
+    torch's global RNG, and only for the options set, so a run without them draws as before.
+    """
+    if hflip and int(torch.randint(0, 2, (1,))):
+        image = image[:, ::-1]
+    if rot:
+        if int(torch.randint(0, 2, (1,))):
+            image = image[::-1]
+        image = np.rot90(image, int(torch.randint(0, 4, (1,))))
+    if channel_shuffle:
+        image = image[:, :, torch.randperm(image.shape[2]).numpy()]
+    if channel_gain > 0:
+        gains = torch.exp((torch.rand(image.shape[2], dtype=torch.float64) * 2 - 1) * channel_gain).numpy()
+        image = np.clip(np.rint(image * gains), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (validation: image index; test: 0)."""
     g = torch.Generator()

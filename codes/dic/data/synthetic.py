@@ -1,8 +1,10 @@
 """Clean photographs with synthetic read + shot noise (Flicker 2W training, Kodak / CLIC testing).
 
-- ``synthetic`` in ``train`` mode: a random ``patch_size`` crop and fresh noise parameters from
-  the training distribution (the papers', or the ``noise_log10_*`` ranges; or the fixed ``level``), both drawn from torch's global
-  RNG. DataLoader workers seed it from the global seed, so a run is reproducible given
+- ``synthetic`` in ``train`` mode: a random ``patch_size`` crop (flipped, rotated and
+  recoloured at random when ``use_hflip`` / ``use_rot`` / ``channel_shuffle`` / ``channel_gain``
+  say so) and fresh noise parameters from the training distribution (the papers', or the
+  ``noise_log10_*`` ranges; or the fixed ``level``), all drawn from torch's global RNG.
+  DataLoader workers seed it from the global seed, so a run is reproducible given
   ``manual_seed``.
 - ``synthetic`` in ``val`` mode: the centre ``patch_size`` crop, level ``i % 4 + 1`` for image
   ``i`` (or the fixed ``level``), noise from a generator seeded with ``i``.
@@ -27,7 +29,9 @@ from .registry import register_dataset
 from .common import (
     ImageDataset,
     PathLike,
+    augment,
     center_crop_position,
+    check_channel_gain,
     check_count,
     crop,
     find_image_folder,
@@ -60,6 +64,9 @@ class SyntheticDataset(ImageDataset):
             the training device from ``spec`` (see the module docstring).
         noise_log10_read, noise_log10_shot: training only: the ``[low, high]`` ranges of log10
             σ_read and log10 σ_shot, drawn uniformly (default: the papers' distribution).
+        use_hflip, use_rot, channel_shuffle, channel_gain: training only: random mirror, quarter
+            turns, colour-channel order and per-channel gains (up to ``exp(±channel_gain)``) of
+            each crop (:func:`dic.data.common.augment`; the papers use none of them).
     """
 
     has_gt = True
@@ -77,6 +84,10 @@ class SyntheticDataset(ImageDataset):
         noise_on_device: bool = False,
         noise_log10_read: Sequence[float] = TRAIN_LOG10_READ,
         noise_log10_shot: Sequence[float] = TRAIN_LOG10_SHOT,
+        use_hflip: bool = False,
+        use_rot: bool = False,
+        channel_shuffle: bool = False,
+        channel_gain: float = 0.0,
     ):
         super().__init__(root, mode)
         subfolder, self.mode = self.mode, self.forced_mode or self.mode
@@ -84,6 +95,8 @@ class SyntheticDataset(ImageDataset):
             raise ArgumentError("only a training set synthesises its noise on the training device",
                                 argument="noise_on_device")
         self.noise_on_device = bool(noise_on_device)
+        self.augmentation = {"hflip": bool(use_hflip), "rot": bool(use_rot), "channel_shuffle": bool(channel_shuffle),
+                             "channel_gain": check_channel_gain(channel_gain)}
         self.noise_log10_read = check_log10_range(noise_log10_read, "noise_log10_read")
         self.noise_log10_shot = check_log10_range(noise_log10_shot, "noise_log10_shot")
         self.patch_size = check_count("patch_size", patch_size)
@@ -129,8 +142,9 @@ class SyntheticDataset(ImageDataset):
         size = self.patch_size
         if min(h, w) < size:
             raise DataError(f"image {path} decodes as {h}×{w} (H×W), smaller than patch_size {size}")
-        place = random_crop_position if self.mode == "train" else center_crop_position
-        return to_tensor(crop(image, *place(h, w, size), size))
+        if self.mode == "val":
+            return to_tensor(crop(image, *center_crop_position(h, w, size), size))
+        return to_tensor(augment(crop(image, *random_crop_position(h, w, size), size), **self.augmentation))
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, Union[torch.Tensor, Dict[str, torch.Tensor]]]:
         gt = self._clean_patch(index)
