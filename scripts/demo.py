@@ -159,20 +159,9 @@ def export_weights(checkpoint: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     opt_file = REPO / "conf" / "train" / f"{dest.stem}.yml"
     lam = criterion_lambda(load_options(opt_file).network, str(opt_file))
-    save_checkpoint(dest, _HalfView(model, half), trained_steps=step, lambda_metric=lam,
+    save_checkpoint(dest, model, weights=half, trained_steps=step, lambda_metric=lam,
                     option_file=str(opt_file.relative_to(REPO)))
     return dest
-
-
-class _HalfView:
-    """What :func:`save_checkpoint` reads of a model (name, hparams, state dict), with the
-    float16 parameters."""
-
-    def __init__(self, model: torch.nn.Module, state: Mapping[str, torch.Tensor]):
-        self.name, self.hparams, self._state = model.name, model.hparams, state
-
-    def state_dict(self) -> Mapping[str, torch.Tensor]:
-        return self._state
 
 
 def shipped(weights: Path) -> Optional[Dict[str, List[Path]]]:

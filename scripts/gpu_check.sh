@@ -7,7 +7,8 @@
 #      official-style step;
 #   4. the same with torch.compile, alone and with every switch (bf16, channels_last, fused Adam,
 #      sync-free loss cap) — its own stage, since compiling may be slow;
-#   5. encode on CUDA, decode on the CPU (identical latents, or caught by the latent checksums);
+#   5. encode on CUDA, decode on the CPU, and the other way round: format-3 files (the exact
+#      entropy path) must give identical latents (docs/portability.md);
 #   6. one table of everything, and gpu_check.json.
 # Outputs go to $OUT when set, else results/gpu_check/. Every stage runs under `timeout`
 # (override with T_TESTS, T_CODING, T_TRAIN, T_COMPILE, T_CROSS, in seconds); a stage that fails
@@ -36,8 +37,8 @@ DIR=${OUT:-results/gpu_check}
 T_TESTS=${T_TESTS:-60}
 T_CODING=${T_CODING:-90}
 T_TRAIN=${T_TRAIN:-80}
-T_COMPILE=${T_COMPILE:-170}
-T_CROSS=${T_CROSS:-45}
+T_COMPILE=${T_COMPILE:-160}
+T_CROSS=${T_CROSS:-30}
 
 if [ "$MODE" = cuda ]; then
     DEVICE=cuda
@@ -47,20 +48,20 @@ if [ "$MODE" = cuda ]; then
     RUNS=(--repeats 3 --warmup 1 --threads 0)
     # CompressAI's serial loop pays a GPU round trip per latent position (tens of seconds here);
     # its CPU figures are in the README. Its checkerboard codec is measured.
-    PATHS=(--paths ours,checkerboard,compressai-checkerboard)
+    PATHS=(--paths exact,ours,exact-checkerboard,checkerboard,compressai-checkerboard)
 else
     DEVICE=cpu
     MODEL=(--model snr-decomp --N 16 --hparam num_layers=1 --hparam num_heads=2 --hparam head_dim=8)
     SIZE=(--size 128x64)
     TRAIN=(--train-batch 1 --train-size 64)
     RUNS=(--repeats 1 --warmup 1 --threads 1)
-    PATHS=(--paths ours,checkerboard,compressai-checkerboard)
+    PATHS=(--paths exact,ours,exact-checkerboard,checkerboard,compressai-checkerboard)
 fi
 
 if [ "$DRY" = 0 ]; then
     mkdir -p "$DIR"
     : > "$DIR/stages.tsv"
-    rm -f "$DIR"/{cuda_tests.xml,bench_coding.json,bench_train.json,bench_compile.json,crossdevice.json}
+    rm -f "$DIR"/{cuda_tests.xml,bench_coding.json,bench_train.json,bench_compile.json,crossdevice.json,crossdevice_back.json}
     if [ "$MODE" = cuda ]; then
         timeout 60 "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" || {
             echo "gpu_check.sh: CUDA is not available to $PY (use --cpu to run the stages on the CPU)" >&2; exit 2; }
@@ -92,6 +93,8 @@ stage train-compile "$T_COMPILE" "$PY" scripts/bench.py "${MODEL[@]}" --device "
     "${RUNS[@]}" --no-coding --no-memory --train-variants compile,fast --json "$DIR/bench_compile.json"
 stage cross-device "$T_CROSS" "$PY" -m dic.apps.bench.crossdevice "${MODEL[@]}" "${SIZE[@]}" \
     --encode-device "$DEVICE" --decode-device cpu --json "$DIR/crossdevice.json"
+stage cross-device-back "$T_CROSS" "$PY" -m dic.apps.bench.crossdevice "${MODEL[@]}" "${SIZE[@]}" \
+    --encode-device cpu --decode-device "$DEVICE" --json "$DIR/crossdevice_back.json"
 
 [ "$DRY" = 1 ] && exit 0
 echo

@@ -62,11 +62,12 @@ def test_bench_smoke(tmp_path, capsys):
     assert data["format"] == "dic-bench" and data["version"] == 1 and data["hparams"]["N"] == 16
     assert data["coding"]["strings_identical"] is True
     assert data["ratios"]["decode_time_ours_over_compressai"] > 0
-    # serial and checkerboard twins, each through ours and CompressAI's coder
+    # serial and checkerboard twins, each through the exact coder, our float one and CompressAI's
     coding = data["coding"]
-    assert {coding[p]["context"] for p in ("ours", "compressai", "checkerboard", "compressai-checkerboard")} == \
-        {"serial", "checkerboard"}
-    assert all(coding["round_trip_exact"].values()) and len(coding["round_trip_exact"]) == 4
+    assert {coding[p]["context"] for p in ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard",
+                                           "compressai-checkerboard")} == {"serial", "checkerboard"}
+    assert all(coding["round_trip_exact"].values()) and len(coding["round_trip_exact"]) == 6
+    assert data["ratios"]["decode_time_exact_over_float"] > 0 and data["ratios"]["encode_time_exact_checkerboard_over_float"] > 0
     assert coding["checkerboard_symbols_identical"] is True
     assert coding["components"]["synthesis_s"]["median"] > 0 and coding["checkerboard"]["decode_s"]["median"] > 0
     assert data["ratios"]["decode_time_checkerboard_over_serial"] > 0

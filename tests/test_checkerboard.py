@@ -138,11 +138,12 @@ def test_compressai_checkerboard_codec_codes_the_same_symbols():
     # through the models' switch: CompressAI's path decodes to the same image
     model = _model("snr-decomp", seed=6)
     x = torch.rand(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
-    ours = model.compress(x)
+    ours = model.compress(x, exact=False)
     model.fast_coding = False
-    theirs = model.compress(x)
+    theirs = model.compress(x, exact=False)
     assert torch.equal(theirs["symbols"][0], ours["symbols"][0])
-    assert torch.equal(model.decompress(theirs["strings"], theirs["shape"])["symbols"][0], ours["symbols"][0])
+    assert torch.equal(model.decompress(theirs["strings"], theirs["shape"], exact=False)["symbols"][0],
+                       ours["symbols"][0])
     assert split_strings(join_strings([b"ab", b"", b"c"]) + bytes(9), 3) == [b"ab", b"", b"c"]
 
 

@@ -78,7 +78,7 @@ def _meta(data: bytes) -> dict:
     return json.loads(data[14:header.body_offset - 4])
 
 
-def _with_meta(data: bytes, record: dict, version: int = 2) -> bytes:
+def _with_meta(data: bytes, record: dict, version: int = 3) -> bytes:
     """The file with its header JSON replaced and both checksums valid: tests the JSON checks."""
     return pack_raw(json.dumps(record).encode(), data[codec.read_header(data).body_offset:], version)
 
@@ -109,7 +109,7 @@ def test_file_round_trip_reproduces_forward(env, capsys):
 def test_header_round_trip(env):
     header = codec.read_header(env["data"])
     model = env["model"]
-    assert header.model == "snr-decomp" and header.version == codec.FORMAT_VERSION == 2
+    assert header.model == "snr-decomp" and header.version == codec.FORMAT_VERSION == 3
     assert header.hparams == codec.api._json_clean(model.hparams) and header.hparams["N"] == 16
     assert header.fingerprint == env["fingerprint"] == weights_fingerprint(model)
     assert (header.height, header.width) == (H, W)
@@ -133,11 +133,13 @@ def test_header_round_trip(env):
         assert codec.encode_image(model, image, fingerprint=env["fingerprint"], checkpoint=env["ckpt"]) == env["data"]
 
 
-def test_latent_checksum_is_sha256_of_size_and_int32_symbols():
+def test_latent_checksum_is_sha256_of_size_version_and_int32_symbols():
     symbols = torch.arange(-6, 6, dtype=torch.int32).reshape(3, 2, 2)
-    expected = hashlib.sha256(np.array([70, 90, *range(-6, 6)], dtype="<i4").tobytes()).hexdigest()[:32]
+    expected = hashlib.sha256(np.array([70, 90, 3, *range(-6, 6)], dtype="<i4").tobytes()).hexdigest()[:32]
     assert codec.latent_checksum(symbols, 70, 90) == codec.latent_checksum(symbols[None], 70, 90) == expected
     assert codec.latent_checksum(symbols, 65, 90) != expected
+    version_2 = hashlib.sha256(np.array([70, 90, *range(-6, 6)], dtype="<i4").tobytes()).hexdigest()[:32]
+    assert codec.latent_checksum(symbols, 70, 90, version=2) == version_2  # as version-2 files store it
 
 
 # ----------------------------------------------------------------------------- corrupt files
@@ -214,7 +216,7 @@ def test_damaged_strings_with_valid_crcs_are_caught_by_the_latent_checksum(env, 
     with pytest.raises(BitstreamError, match=f"x.dic: the decoded {latent} latent does not match the encoder's") as info:
         _decode(env, _repack(env, strings), name="x.dic")
     message = str(info.value)
-    assert "no image is returned" in message and "strings or a header damaged" in message
+    assert "no image is returned" in message and "the strings or the header were damaged" in message
     assert f"Encoder: dic {codec.api.__version__}, torch {torch.__version__}" in message
     assert "this decoder: dic" in message and "device cpu" in message
 
@@ -234,8 +236,8 @@ def test_wrong_magic_and_newer_version(env):
     data = env["data"]
     with pytest.raises(BitstreamError, match=r"png.dic is not a \.dic file"):
         codec.read_header(b"\x89PNG\r\n\x1a\n" + data[8:], name="png.dic")
-    newer = data[:8] + struct.pack(">H", 3) + data[10:]
-    with pytest.raises(BitstreamError, match=r"format version 3, newer than this program reads \(version 2\)"):
+    newer = data[:8] + struct.pack(">H", 4) + data[10:]
+    with pytest.raises(BitstreamError, match=r"format version 4, newer than this program reads \(version 3\)"):
         _decode(env, newer)
 
 
@@ -279,7 +281,7 @@ def test_every_header_field_is_checked(env, key, value, message):
 
 def test_unknown_header_keys_are_refused(env):
     record = {**_meta(env["data"]), "comment": "hello"}
-    with pytest.raises(BitstreamError, match=r"unknown header key\(s\) 'comment' for format version 2.*newer dic"):
+    with pytest.raises(BitstreamError, match=r"unknown header key\(s\) 'comment' for format version 3.*newer dic"):
         codec.read_header(_with_meta(env["data"], record))
 
 
@@ -426,9 +428,16 @@ def test_unrecorded_checkpoint_needs_c(env):
 # ----------------------------------------------------------------------------- version 1
 
 
+def _version_2(env) -> bytes:
+    """The image coded as a version-2 file (the float entropy path, the only one older files use)."""
+    return codec.encode_image(env["model"], env["image"], fingerprint=env["fingerprint"], checkpoint=env["ckpt"],
+                              version=2)
+
+
 def _version_1(env, checkpoint: str) -> bytes:
-    header = dataclasses.replace(codec.read_header(env["data"]), version=1, latents=None, checkpoint=checkpoint)
-    return codec.pack(header, codec.unpack(env["data"])[1])
+    v2 = _version_2(env)
+    header = dataclasses.replace(codec.read_header(v2), version=1, latents=None, checkpoint=checkpoint)
+    return codec.pack(header, codec.unpack(v2)[1])
 
 
 def test_version_1_files_decode_with_a_warning(env, tmp_path):
@@ -441,7 +450,7 @@ def test_version_1_files_decode_with_a_warning(env, tmp_path):
     assert codec.read_header(data).version == 1
     with pytest.warns(UserWarning, match="version-1 .dic file, which stores no latent checksums"):
         image = codec.decode_bytes(data, beside=tmp_path / "x.dic")
-    assert np.array_equal(image, _decode(env, env["data"]))
+    assert np.array_equal(image, _decode(env, _version_2(env)))
     elsewhere.unlink()
     with pytest.raises(CheckpointError, match=f"needs checkpoint 'old.pth'.*{elsewhere.parent} \\(the path the version-1 file records\\)"):
         codec.decode_bytes(data, beside=tmp_path / "x.dic")

@@ -16,7 +16,7 @@ from dic.apps.evaluate.envelope import (GridCoder, config_tag, envelope_report, 
                                         upper_envelope)
 from dic.apps.evaluate.rd import bd_psnr, bd_rate, curve
 from dic.apps.evaluate.showcase import format_verdict, verdict_rows
-from dic.checkpoints.io import load_checkpoint
+from dic.checkpoints.io import TABLE_BUFFERS, has_coding_tables, load_checkpoint
 from dic.checkpoints.loading import load_model
 from dic.config import build_model, load_options
 from dic.config.build import criterion_lambda
@@ -115,7 +115,8 @@ def test_verdict_reports_missing_overlap_instead_of_crashing():
 # ---- shipped weights ------------------------------------------------------------------------
 
 def check_weights(path: Path) -> None:
-    """A demo weight file loads strictly and is the model, hyper-parameters and λ of its option file."""
+    """A demo weight file loads strictly, is the model, hyper-parameters and λ of its option file,
+    and carries its coding tables."""
     opt_file = REPO / "conf" / "train" / f"{path.stem}.yml"
     assert opt_file.is_file(), f"{path} has no option file {opt_file}"
     opt = load_options(opt_file)
@@ -124,7 +125,9 @@ def check_weights(path: Path) -> None:
     expected = build_model(opt.network, str(opt_file))
     assert ckpt["model"] == opt.network.model == model.name
     assert dict(model.hparams) == dict(expected.hparams)
-    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in expected.state_dict().items()}
+    weights = {k: v.shape for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] not in TABLE_BUFFERS}
+    assert weights == {k: v.shape for k, v in expected.state_dict().items() if k.rsplit(".", 1)[-1] not in TABLE_BUFFERS}
+    assert has_coding_tables(model), f"{path} stores no coding tables"
     assert ckpt["lambda_metric"] == pytest.approx(criterion_lambda(opt.network, str(opt_file)))
     assert ckpt["option_file"] == f"conf/train/{path.stem}.yml"
 

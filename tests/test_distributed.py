@@ -41,7 +41,7 @@ WRAPPER = textwrap.dedent('''
                             if str(k.get("dir", "")).startswith(run_root) else None) or real(*a, **k))(tempfile.mkstemp)
 
     from dic.apps.train import fit
-    from dic.checkpoints import weights_fingerprint
+    from dic.checkpoints import coding_tables, load_coding_tables, weights_fingerprint
     from dic.config import load_options
     from dic.data.samplers import SeededItems
     from dic.losses import RateDistortionLoss
@@ -60,6 +60,7 @@ WRAPPER = textwrap.dedent('''
         RateDistortionLoss.forward = nan_once
 
     model = fit(load_options(option_file))
+    load_coding_tables(model, coding_tables(model))  # as a checkpoint of these weights stores them
     with builtins.open(os.path.join(results, f"rank{rank}.json"), "w") as f:
         json.dump({"hash": weights_fingerprint(model), "writes": writes, "seen": seen}, f)
 ''')

@@ -144,20 +144,21 @@ def _count_calls(monkeypatch, cls, calls):
 
 
 def test_both_directions_use_the_one_hook(monkeypatch):
-    """model.compress and model.decompress code y with the same coder: the fast one by default,
-    CompressAI's loop with fast_coding=False; strings and symbols agree between the two."""
+    """On the float path (format 2), model.compress and model.decompress code y with the same
+    coder: the fast one by default, CompressAI's loop with fast_coding=False; strings and symbols
+    agree between the two."""
     model = _tiny_snr()
     x = torch.rand(2, 3, 70, 90)  # batch of two, not a multiple of 64
     calls = {}
     _count_calls(monkeypatch, ContextCoder, calls)
     _count_calls(monkeypatch, ReferenceCoder, calls)
     with torch.no_grad():
-        fast = model.compress(x)
-        x_fast = model.decompress(fast["strings"], fast["shape"])
+        fast = model.compress(x, exact=False)
+        x_fast = model.decompress(fast["strings"], fast["shape"], exact=False)
         assert calls == {"ContextCoder.compress": 2, "ContextCoder.decompress": 2}  # one per image
         model.fast_coding = False
-        slow = model.compress(x)
-        x_slow = model.decompress(slow["strings"], slow["shape"])
+        slow = model.compress(x, exact=False)
+        x_slow = model.decompress(slow["strings"], slow["shape"], exact=False)
     assert calls == {"ContextCoder.compress": 2, "ContextCoder.decompress": 2,
                      "ReferenceCoder.compress": 2, "ReferenceCoder.decompress": 2}
     assert slow["strings"] == fast["strings"]
@@ -274,8 +275,10 @@ def test_snr_model_falls_back_when_structure_differs():
     model.update(force=True)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        out = model.compress(x)  # CompressAI's loop codes it
-        decoded = model.decompress(out["strings"], out["shape"])
+        out = model.compress(x, exact=False)  # CompressAI's loop codes it
+        decoded = model.decompress(out["strings"], out["shape"], exact=False)
+        with pytest.raises(DicError, match="exact coder supports"):  # the exact path refuses, clearly
+            model.compress(x)
     assert decoded["x_hat"].shape == (1, 3, 64, 64)
     assert all(torch.equal(a, b) for a, b in zip(out["symbols"], decoded["symbols"]))
 

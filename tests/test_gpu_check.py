@@ -24,11 +24,12 @@ def test_dry_run_plans_the_cuda_measurements(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     stages = [line for line in text.splitlines() if line.startswith("== ")]
-    assert [s.split()[1] for s in stages] == ["cuda-tests", "coding", "train", "train-compile", "cross-device"]
+    assert [s.split()[1] for s in stages] == ["cuda-tests", "coding", "train", "train-compile", "cross-device",
+                                                 "cross-device-back"]
     assert "-m pytest -q -m cuda tests" in text
     assert "--N 192 --size 768x512 --device cuda" in text and "--train-batch 16 --train-size 256" in text
     assert "--train-variants ours,official-style,bf16,channels-last" in text and "compile,fast" in text
-    assert "--encode-device cuda --decode-device cpu" in text
+    assert "--encode-device cuda --decode-device cpu" in text and "--encode-device cpu --decode-device cuda" in text
     limits = [int(s.split("limit ")[1].split(" s")[0]) for s in stages]
     assert sum(limits) <= 450  # the stages' limits leave start-up time within 8 minutes
     assert not list(tmp_path.iterdir())  # nothing ran
@@ -39,14 +40,16 @@ def test_cpu_mode_runs_every_stage(tmp_path):
     proc = _run("--cpu", out=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert [s["stage"] for s in data["stages"]] == ["cuda-tests", "coding", "train", "train-compile", "cross-device"]
+    assert [s["stage"] for s in data["stages"]] == ["cuda-tests", "coding", "train", "train-compile", "cross-device",
+                                                 "cross-device-back"]
     assert all(s["rc"] == 0 for s in data["stages"])
     assert data["cuda_tests"]["skipped"] >= 4 and data["cuda_tests"]["failures"] == 0  # marked, skipped on CPU
     coding = data["bench_coding"]["coding"]
     assert all(coding["round_trip_exact"].values()) and coding["checkerboard_symbols_identical"]
     assert data["bench_train"]["train"]["official-style"]["step_s"]["median"] > 0
     assert data["bench_compile"]["train"]["fast"] == {"skipped": "CUDA only"}
-    assert {r["outcome"] for r in data["crossdevice"]["contexts"].values()} == {"identical"}
+    for name in ("crossdevice", "crossdevice_back"):
+        assert {r["outcome"] for r in data[name]["contexts"].values()} == {"identical"}
     assert "decode (s)" in proc.stdout and "speed-up vs official" in proc.stdout and data["table"] in proc.stdout
 
 

@@ -20,7 +20,8 @@ from dic.apps.train.schedule import create_schedulers, step_plateau, step_time, 
 from dic.apps.train.setup import resume_path, setup, split_batch, teardown
 from dic.apps.train.state import capture_rng, restore_rng
 from dic.apps.train.step import keep_fp32, loss_in_range, parameters
-from dic.checkpoints import load_checkpoint, load_model, weights_fingerprint
+from dic.checkpoints import coding_tables, load_checkpoint, load_coding_tables, load_model, weights_fingerprint
+from dic.checkpoints.io import TABLE_BUFFERS
 from dic.config import load_options
 from dic.data import create_dataset
 from dic.data.samplers import ItemSeeds, SeededItems, per_rank_batch
@@ -68,7 +69,9 @@ def options(root: Path, data: Path, name: str = "run", *overrides: str, mode: st
 
 
 def state_of(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """The model's weights, without the entropy-coder tables (computed when a checkpoint is
+    saved, so a resumed model holds them and an uninterrupted one does not)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] not in TABLE_BUFFERS}
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -113,6 +116,7 @@ def test_run_writes_outputs_and_checkpoints_load(tmp_path, data):
     assert list((tmp_path / "tb_logger" / "outputs").glob("events.out.tfevents.*"))
     # the latest checkpoint holds the final weights and loads as a model, with its training state
     loaded = load_model(run_dir / "checkpoints" / "latest.pth")
+    load_coding_tables(model, coding_tables(model))  # the checkpoint stores the tables of its weights
     assert weights_fingerprint(loaded) == weights_fingerprint(model)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pth")
     assert (ckpt["iter"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (3, 1, 1)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ..checkpoints import read_checkpoint_file, save_checkpoint
+from ..checkpoints import has_coding_tables, load_checkpoint, load_model, read_checkpoint_file, save_checkpoint
+from ..checkpoints.io import RESERVED_KEYS
 from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM, model_from_official, split_official
 from ..data import DATASETS
 from ..losses import LOSSES
@@ -58,12 +59,35 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tables_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="CKPT", help="one of our checkpoints")
+    parser.add_argument("output", metavar="OUT", nargs="?", default=None,
+                        help="where to write the checkpoint with its tables (default: replace CKPT)")
+    parser.add_argument("--force", action="store_true", help="recompute tables the file already stores")
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    """Store the entropy-coder tables in a checkpoint that lacks them (CompressAI's
+    ``update_model``, for our files): what it codes then decodes on every machine."""
+    raw = load_checkpoint(args.input)
+    model = load_model(args.input)
+    if has_coding_tables(model) and not args.force:
+        print(f"{args.input} already stores its coding tables; nothing written (--force recomputes them)")
+        return 0
+    extra = {k: v for k, v in raw.items() if k not in RESERVED_KEYS}
+    output = args.output or args.input
+    save_checkpoint(output, model, weights=raw["state_dict"], **extra)
+    print(f"{args.input} → {output}: coding tables computed here and stored with the weights")
+    return 0
+
+
 Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 SUBCOMMANDS: Dict[str, Command] = {
     "list": (add_list_arguments, run_list, "list registered models, data sets or losses"),
     "train": (train.add_arguments, train.run, "train a model from an option file"),
     "test": (evaluate.add_arguments, evaluate.run, "evaluate checkpoints from an option file"),
     "convert": (add_convert_arguments, run_convert, "convert an official checkpoint to ours"),
+    "tables": (add_tables_arguments, run_tables, "store the entropy-coder tables in a checkpoint (portable files)"),
     "compress": (codec_cmd.add_compress_arguments, codec_cmd.run_compress, "compress images to .dic files"),
     "decompress": (codec_cmd.add_decompress_arguments, codec_cmd.run_decompress, "decompress .dic files to PNG"),
     "plot": (rd.add_plot_arguments, rd.run_plot, "plot rate-distortion curves of reports"),

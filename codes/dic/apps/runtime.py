@@ -4,6 +4,7 @@ for inference is the library's :func:`dic.checkpoints.load_for_inference`.)"""
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
@@ -15,10 +16,13 @@ logger = get_logger()
 
 
 def guarded(func: Callable[..., Any], *args: Any) -> int:
-    """Run ``func``; a :class:`DicError` becomes ``error: <message>`` on stderr and exit code 2.
-    The exit code is ``func``'s result when that is an integer, else 0."""
+    """Run ``func``; a :class:`DicError` becomes ``error: <message>`` on stderr and exit code 2,
+    a warning ``warning: <message>``. The exit code is ``func``'s result when that is an
+    integer, else 0."""
     try:
-        result = func(*args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = func(*args)
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
     except DicError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -26,6 +30,10 @@ def guarded(func: Callable[..., Any], *args: Any) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def parse_device(name: str, what: str = "--device") -> torch.device:

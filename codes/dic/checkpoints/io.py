@@ -3,14 +3,18 @@ state dict, written atomically and read with ``torch.load(weights_only=True)`` s
 cannot run code. :func:`dic.checkpoints.load_model` also takes official checkpoints, converted on the fly."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import pickle
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.base import get_scale_table
 
 from ..errors import CheckpointError
 from ..fileio import atomic_output
@@ -22,19 +26,81 @@ RESERVED_KEYS = ("format", "version", "model", "hparams", "state_dict")
 PathLike = Union[str, os.PathLike]
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, **extra: Any) -> None:
+#: The buffers of CompressAI's entropy models that hold their rANS coding tables.
+TABLE_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def _entropy_models(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, (EntropyBottleneck, GaussianConditional))]
+
+
+def has_coding_tables(model: nn.Module) -> bool:
+    """Whether every entropy model of ``model`` holds its coding tables."""
+    return all(m._quantized_cdf.numel() > 0 and (isinstance(m, EntropyBottleneck) or m.scale_table.numel() > 0)
+               for _, m in _entropy_models(model))
+
+
+def coding_tables(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The rANS coding tables of ``model``'s entropy models as state-dict entries, computed
+    afresh from its current weights on CPU copies (``model`` is not touched): the entropy
+    bottleneck's CDFs and CompressAI's default 64-scale table for the Gaussian conditional.
+    These float computations differ between machines in their last bits, which is why the
+    tables travel with the weights (docs/portability.md)."""
+    tables: Dict[str, torch.Tensor] = {}
+    for name, module in _entropy_models(model):
+        twin = copy.deepcopy(module).to("cpu", torch.float32)
+        with torch.no_grad():
+            if isinstance(twin, EntropyBottleneck):
+                twin.update(force=True)
+            else:
+                twin.update_scale_table(get_scale_table(), force=True)
+        for buffer, value in twin.named_buffers(recurse=False):
+            if buffer in TABLE_BUFFERS:
+                tables[f"{name}.{buffer}"] = value.detach().clone()
+    return tables
+
+
+def build_coding_tables(model: nn.Module, source: str) -> None:
+    """Give ``model`` coding tables when it has none, computed here, with a warning naming
+    ``source``: files coded with them may not decode on another kind of machine."""
+    if has_coding_tables(model):
+        return
+    load_coding_tables(model, coding_tables(model))
+    warnings.warn(
+        f"{source} stores no entropy-coder tables, so they were computed on this machine: .dic files "
+        "coded with it may not decode on another kind of machine. Store them with the weights: "
+        "`dic tables CHECKPOINT` (docs/portability.md)", stacklevel=2)
+
+
+def load_coding_tables(model: nn.Module, tables: Mapping[str, torch.Tensor]) -> None:
+    """Put ``tables`` (state-dict entries, as :func:`coding_tables` returns) into ``model``'s
+    entropy models, replacing their table buffers whatever their size."""
+    for name, module in _entropy_models(model):
+        device = module.quantiles.device if isinstance(module, EntropyBottleneck) else module.lower_bound_scale.bound.device
+        for buffer in TABLE_BUFFERS:
+            if f"{name}.{buffer}" in tables:
+                setattr(module, buffer, tables[f"{name}.{buffer}"].detach().clone().to(device))
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, *, weights: Optional[Mapping[str, Any]] = None,
+                    **extra: Any) -> None:
     """Write ``{"format", "version", "model", "hparams", "state_dict", **extra}`` to ``path``
-    atomically (temporary file in the same folder, then rename). ``extra`` holds whatever the
-    caller needs back (optimizer states, step counters…) as tensors and plain containers."""
+    atomically (temporary file in the same folder, then rename). The state dict is ``weights``
+    (default: ``model.state_dict()``) with the coding tables computed afresh from ``model``
+    (:func:`coding_tables`), so that every file this project writes codes alike everywhere.
+    ``extra`` holds whatever the caller needs back (optimizer states, step counters…) as
+    tensors and plain containers."""
     clash = sorted(set(extra) & set(RESERVED_KEYS))
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved")
+    state = dict(model.state_dict() if weights is None else weights)
+    state.update(coding_tables(model))
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "model": model.name,
         "hparams": dict(model.hparams),
-        "state_dict": model.state_dict(),
+        "state_dict": state,
         **extra,
     }
     with atomic_output(path) as tmp:

@@ -8,7 +8,8 @@ import torch.nn as nn
 
 from ..errors import ArgumentError, CheckpointError
 from ..models.factory import create_model
-from .io import PathLike, is_dic_checkpoint, load_state_dict_checked, read_checkpoint_file, validated
+from .io import (PathLike, build_coding_tables, is_dic_checkpoint, load_state_dict_checked, read_checkpoint_file,
+                 validated)
 from .official import model_from_official
 
 
@@ -35,9 +36,10 @@ def load_model(
 
 def load_for_inference(path: PathLike, arch: Optional[str] = None, update: bool = True,
                        device: Union[torch.device, str] = "cpu") -> nn.Module:
-    """:func:`load_model` in eval mode with the entropy-coder tables rebuilt on the CPU when
-    ``update`` (so they do not depend on the device), then moved to ``device``."""
+    """:func:`load_model` in eval mode, then moved to ``device``. The entropy-coder tables are
+    used as the file stores them; when ``update`` and the file has none, they are computed on
+    the CPU here, with a warning (files coded with them may not decode elsewhere)."""
     model = load_model(path, arch=arch, map_location="cpu").eval()
     if update:
-        model.update(force=True)
+        build_coding_tables(model, f"checkpoint {path}")
     return model.to(device)

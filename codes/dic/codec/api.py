@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..checkpoints import load_for_inference, weights_fingerprint
+from ..checkpoints import build_coding_tables, load_for_inference, weights_fingerprint
 from ..data.io import to_tensor, to_uint8
 from ..errors import BitstreamError, CheckpointError, DataError
 from .format import MAGIC, Strings, pack, unpack
-from .header import LATENTS, Header, latent_checksum, padding_for
+from .header import EXACT_VERSION, FORMAT_VERSION, LATENTS, Header, latent_checksum, padding_for
 from .search import Loaded, find_checkpoint
 
 ImageLike = Union[np.ndarray, torch.Tensor]
@@ -32,16 +32,17 @@ Device = Union[str, torch.device]
 
 
 def prepare_model(model: nn.Module) -> str:
-    """Put ``model`` in the state both sides code in (eval mode, entropy tables rebuilt with
-    ``update(force=True)``) and return its weights fingerprint in that state."""
+    """Put ``model`` in the state both sides code in (eval mode, entropy tables as it holds
+    them; computed here, with a warning, when it holds none) and return its weights
+    fingerprint in that state."""
     model.eval()
-    model.update(force=True)
+    build_coding_tables(model, f"model {model.name}")
     return weights_fingerprint(model)
 
 
 def load_codec_model(checkpoint: PathLike, arch: Optional[str] = None, device: Device = "cpu") -> Loaded:
-    """Load a checkpoint ready for coding: tables and fingerprint are computed on the CPU (so
-    they do not depend on the device), then the model moves to ``device``."""
+    """Load a checkpoint ready for coding (its stored entropy tables, or tables computed here
+    with a warning when it has none) and its fingerprint, then move the model to ``device``."""
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -64,9 +65,10 @@ def _json_clean(value: Any) -> Any:
 
 
 def software(device: Device) -> Dict[str, str]:
-    """The versions and device that decide the entropy model's floating-point results."""
+    """The versions, device and CPU vector level (information only: they decided the
+    probabilities of version-2 files, and decide the pixels' last bits of any file)."""
     return {"dic": __version__, "torch": torch.__version__, "compressai": compressai.__version__,
-            "device": torch.device(device).type}
+            "device": torch.device(device).type, "cpu": torch.backends.cpu.get_cpu_capability()}
 
 
 def latent_shapes(model: nn.Module, height: int, width: int) -> Dict[str, List[int]]:
@@ -96,13 +98,17 @@ def _to_batch(image: ImageLike, device: torch.device) -> torch.Tensor:
 
 
 def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[str] = None,
-                 checkpoint: Optional[PathLike] = None) -> bytes:
+                 checkpoint: Optional[PathLike] = None, version: int = FORMAT_VERSION) -> bytes:
     """Code one image into the bytes of a ``.dic`` file.
 
     ``model`` must be in eval mode with its entropy tables built (see :func:`prepare_model`,
     whose return value is the ``fingerprint``; it is computed here when not given). The FILE
     NAME of ``checkpoint`` (not its folder) is recorded so ``dic decompress`` can look for it.
+    ``version`` 3 (the default) codes with the exact entropy path, portable to every machine;
+    2 with the float path of earlier releases (for comparisons and compatibility tests).
     """
+    if version not in (2, FORMAT_VERSION):
+        raise ValueError(f"encode_image writes .dic format version 2 or {FORMAT_VERSION}, not {version!r}")
     device = _model_device(model)
     x = _to_batch(image, device)
     recorded = Path(checkpoint).name if checkpoint is not None else None
@@ -114,18 +120,18 @@ def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[st
     if fingerprint is None:
         fingerprint = weights_fingerprint(model)
     with torch.no_grad():
-        out = model.compress(x)
+        out = model.compress(x, exact=version >= EXACT_VERSION)
     if tuple(out["shape"]) != (height, width):
         raise RuntimeError(
             f"{model.name}.compress returned shape {tuple(out['shape'])}, expected the image size {(height, width)}"
         )
-    latents = {key: {"shape": list(symbols.shape[1:]), "sha256": latent_checksum(symbols[0], height, width)}
+    latents = {key: {"shape": list(symbols.shape[1:]), "sha256": latent_checksum(symbols[0], height, width, version)}
                for key, symbols in zip(LATENTS, out["symbols"])}
     header = Header(
         model=model.name, hparams=_json_clean(model.hparams), fingerprint=fingerprint,
         height=height, width=width, padding=padding_for(height, width, multiple), pad_multiple=multiple,
         checkpoint=recorded,
-        encoder=software(device), latents=latents,
+        encoder=software(device), latents=latents, version=version,
     )
     return pack(header, [[bytes(s) for s in latent] for latent in out["strings"]])
 
@@ -145,11 +151,7 @@ def check_model(header: Header, model: nn.Module, fingerprint: str, name: str = 
         diff = ", ".join(f"{k}={header.hparams.get(k)!r} in the file vs {hparams.get(k)!r}" for k in keys)
         raise BitstreamError(f"{name} was made with other {header.model} hyper-parameters than {source}: {diff}")
     if fingerprint != header.fingerprint:
-        raise BitstreamError(
-            f"{name} was made with other {header.model} weights than {source}: the file's weights "
-            f"fingerprint is {header.fingerprint}, the model's is {fingerprint}"
-            + (f"; it was made with checkpoint {header.checkpoint}" if header.checkpoint else "")
-        )
+        raise BitstreamError(fingerprint_mismatch(header, name, source, fingerprint))
     if header.pad_multiple != model.pad_multiple:
         raise BitstreamError(f"{name} is corrupt: header 'pad_multiple' is {header.pad_multiple}, "
                              f"but {header.model} pads to {model.pad_multiple}")
@@ -161,6 +163,21 @@ def check_model(header: Header, model: nn.Module, fingerprint: str, name: str = 
                     f"{name} is corrupt: header latent {key} has shape {header.latents[key]['shape']}, but "
                     f"{header.model} codes a {header.width}×{header.height} image into {expected[key]}"
                 )
+
+
+def fingerprint_mismatch(header: Header, name: str, source: str, fingerprint: str) -> str:
+    """The error for a model whose fingerprint is not the file's. A file older than version 3
+    fingerprints entropy tables computed on the machine that wrote it, so equal weights can
+    differ there: the message says so instead of blaming the weights alone."""
+    made = f"; it was made with checkpoint {header.checkpoint}" if header.checkpoint else ""
+    if header.exact:
+        return (f"{name} was made with other {header.model} weights than {source}: the file's weights "
+                f"fingerprint is {header.fingerprint}, the model's is {fingerprint}{made}")
+    return (f"{name} does not match {source}: the file's weights fingerprint is {header.fingerprint}, the "
+            f"model's is {fingerprint}{made}. The file is version {header.version}, which predates portable "
+            "coding: its fingerprint covers entropy-coder tables computed on the machine that wrote it, so "
+            "these may be the same weights with tables computed elsewhere; decode it on a machine like the "
+            "one that wrote it, or with other weights if it was made with others")
 
 
 def decode_warnings(header: Header, model: nn.Module, name: str = "data") -> List[str]:
@@ -181,7 +198,7 @@ def _verifier(header: Header, name: str, device: torch.device):
     have the checksum (and shape) the encoder stored."""
     def verify(latent: str, symbols: torch.Tensor) -> None:
         stored = header.latents[latent]
-        shape, actual = list(symbols.shape[1:]), latent_checksum(symbols[0], header.height, header.width)
+        shape, actual = list(symbols.shape[1:]), latent_checksum(symbols[0], header.height, header.width, header.version)
         if shape == stored["shape"] and actual == stored["sha256"]:
             return
         here, there = _describe(software(device)), _describe(header.encoder) or "not recorded"
@@ -189,28 +206,38 @@ def _verifier(header: Header, name: str, device: torch.device):
             f"{name}: the decoded {latent} latent does not match the encoder's for a {header.width}×"
             f"{header.height} image (checksum {actual} of shape {shape}; the file stores {stored['sha256']} "
             f"of shape {stored['shape']}), so no image is returned. The weights are the encoder's "
-            "(fingerprint checked); the likely causes are strings or a header damaged before the file's "
-            "CRCs were computed, or an entropy model that computes its probabilities differently here "
-            "than where the file was made (another device, CPU or library version). "
-            f"Encoder: {there}; this decoder: {here}"
+            f"(fingerprint checked); {_mismatch_cause(header)} Encoder: {there}; this decoder: {here}"
         )
     return verify
 
 
+def _mismatch_cause(header: Header) -> str:
+    """Why decoded symbols can differ from the encoder's, for the file's entropy path."""
+    if header.exact:
+        return ("the exact entropy path computes the same probabilities on every machine, so the strings or "
+                "the header were damaged before the file's CRCs were computed.")
+    return (f"this is a version-{header.version} file, which predates portable coding: its probabilities were "
+            "computed in floating point, which differs between instruction sets, libraries and devices, so "
+            "it must be decoded on a machine like the one that wrote it (or the image re-encoded with this "
+            "version of dic, whose files decode everywhere); otherwise its strings were damaged before the "
+            "file's CRCs were computed.")
+
+
 def _describe(info: Dict[str, Any]) -> str:
     """``dic 0.1.0, torch 2.1, compressai 1.2.8, device cpu`` (known keys first)."""
-    order = ["dic", "torch", "compressai", "device"]
+    order = ["dic", "torch", "compressai", "device", "cpu"]
     keys = [k for k in order if k in info] + sorted(k for k in info if k not in order)
     return ", ".join(f"{k} {info[k]}" for k in keys)
 
 
 def decode_strings(model: nn.Module, header: Header, strings: Strings, name: str = "data") -> np.ndarray:
-    """Entropy-decode validated strings with a checked model: the H×W×3 uint8 image. For a
-    version-2 file every latent is verified against its stored checksum as soon as it is
+    """Entropy-decode validated strings with a checked model (the exact entropy path for
+    version 3, the float path for older files): the H×W×3 uint8 image. For a version-2 or 3
+    file every latent is verified against its stored checksum as soon as it is
     decoded; a mismatch raises BitstreamError and no image is returned."""
     verify = None if header.latents is None else _verifier(header, name, _model_device(model))
     with torch.no_grad():
-        x_hat = model.decompress(strings, (header.height, header.width), verify=verify)["x_hat"]
+        x_hat = model.decompress(strings, (header.height, header.width), verify=verify, exact=header.exact)["x_hat"]
     if tuple(x_hat.shape) != (1, 3, header.height, header.width):
         raise BitstreamError(
             f"decoding gave an image of shape {tuple(x_hat.shape)}, expected 1×3×{header.height}×{header.width}"

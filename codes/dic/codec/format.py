@@ -1,4 +1,4 @@
-"""The ``.dic`` byte format, version 2: the byte layout and the header's keys, packing and
+"""The ``.dic`` byte format, version 3: the byte layout and the header's keys, packing and
 unpacking (the header's field checks live in :mod:`.header`; docs/architecture.md).
 
 Layout (integers unsigned, big-endian)::
@@ -6,7 +6,7 @@ Layout (integers unsigned, big-endian)::
     offset   size  field
     0        8     magic  b"\\x89DIC\\r\\n\\x1a\\n"  (PNG-style: a high byte, then CR LF, ^Z, LF, so
                    text-mode transfers and files of other kinds are caught at once)
-    8        2     format version (uint16): 2 (1 is still read, see below)
+    8        2     format version (uint16): 3 (1 and 2 are still read, see below)
     10       4     header length L in bytes (uint32, at most 1 MiB)
     14       L     header: a UTF-8 JSON object (keys below)
     14+L     4     CRC-32 of bytes [0, 14+L): magic, version, length and header
@@ -26,8 +26,8 @@ Header keys (JSON), all required, no others::
     hparams      the model's constructor hyper-parameters (``model.hparams``: quality, N, ...):
                  a flat object whose values are numbers, strings, booleans, null or lists of them
     fingerprint  ``weights_fingerprint(model)``: 64 lower-case hex digits of the SHA-256 of the
-                 weights, taken after ``update(force=True)`` so the entropy-coder tables are
-                 included, with the context model's masked taps zeroed
+                 weights, the entropy-coder tables included (stored with the weights since
+                 version 3; version-2 encoders computed them where they ran), with the context model's masked taps zeroed
                  (:func:`dic.models.base.apply_context_masks`)
     height       original image height H ≥ 1 (the decoded image has exactly this size)
     width        original image width W ≥ 1
@@ -39,11 +39,12 @@ Header keys (JSON), all required, no others::
     body_bytes   B, the body's length
     body_crc32   CRC-32 of the body
     latents      {"y": {"shape": [C, h, w], "sha256": S}, "z": {...}}: each latent's shape and
-                 checksum S, the first 32 hex digits (128 bits) of the SHA-256 of H and W, then
+                 checksum S, the first 32 hex digits (128 bits) of the SHA-256 of H, W and the
+                 format version (version 3; version 2 has H and W only), then
                  the latent's integer symbols (the values the rANS coder carries: round(y − μ)
                  for y, round(z − median) for z) in C, h, w order, all as int32 little-endian.
-                 Binding the size in covers the one header field that changes the decoded image
-                 without changing the latents (the crop)
+                 Binding the size and version in covers the header fields that change the
+                 decoded image without changing the latents (the crop, the entropy path)
     encoder      information only: strings naming the versions of dic, torch and compressai and
                  the device used (quoted in error messages)
 
@@ -58,8 +59,12 @@ two latents of one string each, every string a whole number of words. :mod:`dic.
 checks the model (name, hyper-parameters, weights fingerprint, pad multiple, latent shapes) and,
 after decoding, the latents' checksums.
 
-Version 1 (files written before the checksums existed) has the same layout and keys less
-``latents``; its ``checkpoint`` may be an absolute path and its ``encoder`` any object. It is
+Version 3 says how the symbols were coded: by the exact entropy path (:mod:`dic.models.exact`,
+docs/portability.md), whose probabilities are the same on every machine. Version 2 has the same
+layout and keys; its symbols were coded by the float path, whose probabilities depend on the
+machine's instruction set and libraries, so it decodes only on a machine like the one that wrote
+it (a mismatch is caught by the latent checksums and says so). Version 1 (files written before
+the checksums existed) has the same layout and keys less ``latents``; its ``checkpoint`` may be an absolute path and its ``encoder`` any object. It is
 read with every check that applies, but its latents cannot be verified after decoding.
 """
 from __future__ import annotations
@@ -73,7 +78,7 @@ from ..errors import BitstreamError
 from .header import FORMAT_VERSION, LATENTS, Header, check_size, max_image_pixels, parse_header
 
 MAGIC = b"\x89DIC\r\n\x1a\n"
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 SUFFIX = ".dic"
 MAX_HEADER_BYTES = 1 << 20
 
@@ -88,7 +93,7 @@ Strings = List[List[bytes]]
 
 def pack(header: Header, strings: Strings) -> bytes:
     """Serialise a header and the strings ([[y_string], [z_string]]) into a file of
-    ``header.version`` (2 unless a test writes a version-1 file)."""
+    ``header.version`` (3 unless a test writes an older file)."""
     if header.version not in READABLE_VERSIONS or (header.latents is None) != (header.version == 1):
         raise ValueError(f"pack: version {header.version} with latents {header.latents!r}")
     body = _pack_body(strings)

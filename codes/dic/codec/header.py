@@ -16,7 +16,10 @@ import numpy as np
 from ..errors import BitstreamError, OptionError
 from ..models.base import PAD_MULTIPLE
 
-FORMAT_VERSION = 2  # what this program writes; format.READABLE_VERSIONS what it reads
+FORMAT_VERSION = 3  # what this program writes; format.READABLE_VERSIONS what it reads
+#: The first version whose symbols come from the exact (fixed-point) entropy path, the same on
+#: every machine (docs/portability.md); older files were coded in float.
+EXACT_VERSION = 3
 LATENTS = ("y", "z")
 #: Default limit on the padded image size a file may declare: 6144×4096 = 25.2 megapixels (a
 #: 24-megapixel 6000×4000 photo fits). Decoding at N=192 peaks near 1.8 GiB + 0.65 GiB per
@@ -30,7 +33,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _COMMON_KEYS = ("model", "hparams", "fingerprint", "height", "width", "padding", "pad_multiple",
                 "checkpoint", "body_bytes", "body_crc32", "encoder")
-_KEYS = {1: frozenset(_COMMON_KEYS), 2: frozenset(_COMMON_KEYS + ("latents",))}
+_KEYS = {1: frozenset(_COMMON_KEYS), 2: frozenset(_COMMON_KEYS + ("latents",)), 3: frozenset(_COMMON_KEYS + ("latents",))}
 
 
 @dataclasses.dataclass
@@ -48,7 +51,7 @@ class Header:
     body_bytes: int = 0
     body_crc32: int = 0
     encoder: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    latents: Optional[Dict[str, Dict[str, Any]]] = None  # version 2; None in version 1
+    latents: Optional[Dict[str, Dict[str, Any]]] = None  # versions 2 and 3; None in version 1
     version: int = FORMAT_VERSION
     body_offset: int = 0  # where the body starts in the file (not stored; filled when read)
 
@@ -62,6 +65,11 @@ class Header:
         record["padding"] = list(self.padding)
         return json.dumps(record, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
+    @property
+    def exact(self) -> bool:
+        """Whether the file's symbols come from the exact entropy path (version 3 on)."""
+        return self.version >= EXACT_VERSION
+
 
 def padding_for(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
     """[top, bottom, left, right] replicate padding to the next multiple (the models pad at the
@@ -69,11 +77,14 @@ def padding_for(height: int, width: int, multiple: int) -> Tuple[int, int, int, 
     return 0, -height % multiple, 0, -width % multiple
 
 
-def latent_checksum(symbols: Any, height: int, width: int) -> str:
+def latent_checksum(symbols: Any, height: int, width: int, version: int = FORMAT_VERSION) -> str:
     """The checksum stored for a latent of an H×W image: the first 32 hex digits of the SHA-256
-    of H, W and its integer symbols (a C×h×w or 1×C×h×w integer array or CPU tensor), all as
-    int32 little-endian."""
-    digest = hashlib.sha256(np.array([height, width], dtype="<i4").tobytes())
+    of H, W (and, from version 3, the format version) and its integer symbols (a C×h×w or
+    1×C×h×w integer array or CPU tensor), all as int32 little-endian. Binding the version in
+    makes a file relabelled to another entropy path fail the check instead of decoding through
+    the wrong path."""
+    fields = [height, width] if version < EXACT_VERSION else [height, width, version]
+    digest = hashlib.sha256(np.array(fields, dtype="<i4").tobytes())
     digest.update(np.ascontiguousarray(np.asarray(symbols), dtype="<i4").tobytes())
     return digest.hexdigest()[:32]
 

@@ -83,10 +83,14 @@ def find_checkpoint(header: Header, load: Loader, name: str = "data", dirs: Sequ
         model, fingerprint = cache[key]
         if fingerprint == header.fingerprint:
             return model, fingerprint, path
-        skipped.append(f"{path} (other weights: fingerprint {fingerprint})")
+        what = "other weights" if header.exact else "other weights, or tables computed on another machine"
+        skipped.append(f"{path} ({what}: fingerprint {fingerprint})")
     where = "; ".join(looked) if looked else "nowhere (no folder to search)"
     message = (f"{name} needs checkpoint {Path(header.checkpoint).name!r} with weights fingerprint "
                f"{header.fingerprint}; looked in: {where}")
     if skipped:
         message += f"; skipped: {'; '.join(skipped)}"
+        if not header.exact:
+            message += (f" (a version-{header.version} file predates portable coding: its fingerprint covers "
+                        "entropy tables computed where it was written; decode it on a machine like that one)")
     raise CheckpointError(message + f"; pass it with -c, --checkpoint-dir or ${CHECKPOINT_PATH_ENV}")

@@ -167,14 +167,15 @@ class CodecBase(Cheng2020Anchor):
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     # --- real bitstreams ---------------------------------------------------------------------
-    def latent_codec(self) -> LatentCodec:
+    def latent_codec(self, exact: bool = True) -> LatentCodec:
         """The one coding hook, used by :meth:`compress` and :meth:`decompress` alike: ``z``,
-        the hyper-prior and the ``y`` coder of the model's ``context`` (serial or checkerboard;
-        ours, or CompressAI's when ``fast_coding`` is off)."""
-        return LatentCodec(self, fast=self.fast_coding)
+        the hyper-prior and the ``y`` coder of the model's ``context`` (serial or checkerboard),
+        in exact fixed point (``exact``, portable) or in float (ours, or CompressAI's when
+        ``fast_coding`` is off)."""
+        return LatentCodec(self, fast=self.fast_coding, exact=exact)
 
     @torch.no_grad()
-    def compress(self, noisy: Tensor, blur: Optional[Tensor] = None) -> Dict[str, Any]:
+    def compress(self, noisy: Tensor, blur: Optional[Tensor] = None, exact: bool = True) -> Dict[str, Any]:
         """rANS strings of a noisy batch: ``{"strings": [y_strings, z_strings], "shape": (H, W),
         "symbols": [y_symbols, z_symbols]}`` with the original (unpadded) size and each latent's
         integer symbols (B×C×h×w int32, CPU; what :meth:`decompress` returns for intact strings).
@@ -182,10 +183,11 @@ class CodecBase(Cheng2020Anchor):
 
         ``blur`` (``forward`` too): the 5×5 mean filter of ``noisy`` computed elsewhere, e.g. on
         the uncropped photo as the official test loader does (docs/reproducing.md); by default
-        the SNR-aware model blurs ``noisy`` itself."""
+        the SNR-aware model blurs ``noisy`` itself. ``exact``: the portable fixed-point entropy
+        path (docs/portability.md); False for the float path of ``.dic`` format version 2."""
         h, w = check_image(noisy)
         y = self.encode(pad_to_multiple(noisy, self.pad_multiple), blur=pad_like(blur, noisy, self.pad_multiple))["y"]
-        strings, symbols = self.latent_codec().compress(y)
+        strings, symbols = self.latent_codec(exact).compress(y)
         return {"strings": strings, "shape": (h, w), "symbols": symbols}
 
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
@@ -196,11 +198,12 @@ class CodecBase(Cheng2020Anchor):
 
     @torch.no_grad()
     def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int],
-                   verify: Optional[Callable[[str, Tensor], None]] = None) -> Dict[str, Any]:
+                   verify: Optional[Callable[[str, Tensor], None]] = None, exact: bool = True) -> Dict[str, Any]:
         """Decode the strings of :meth:`compress` back to a B×3×H×W image; needs nothing else.
         Returns ``{"x_hat", "symbols": [y_symbols, z_symbols]}``. ``verify(name, symbols)`` is
         called with each latent's decoded symbols before the next stage runs (see
-        :meth:`.LatentCodec.decompress`); it may raise to stop a decoding that went wrong."""
+        :meth:`.LatentCodec.decompress`); it may raise to stop a decoding that went wrong.
+        ``exact`` must be what :meth:`compress` used."""
         h, w = _check_shape(shape)
         if not isinstance(strings, (list, tuple)) or len(strings) != 2:
             raise BitstreamError("expected two string lists [y_strings, z_strings]")
@@ -211,7 +214,7 @@ class CodecBase(Cheng2020Anchor):
             )
         if not all(isinstance(s, (bytes, bytearray)) for s in y_strings + z_strings):
             raise BitstreamError("expected the strings to be bytes")
-        y_hat, symbols = self.latent_codec().decompress([y_strings, z_strings], self.latent_shape((h, w)), verify)
+        y_hat, symbols = self.latent_codec(exact).decompress([y_strings, z_strings], self.latent_shape((h, w)), verify)
         return {"x_hat": self._synthesize(y_hat)[..., :h, :w], "symbols": symbols}
 
     def _synthesize(self, y_hat: Tensor) -> Tensor:

@@ -38,7 +38,7 @@ from compressai.layers import CheckerboardMaskedConv2d
 from torch import Tensor
 
 from ..errors import ArgumentError, BitstreamError, CheckpointError, DicError
-from .fast_coding import single_thread
+from .fast_coding import rans_tables, single_thread
 
 __all__ = [
     "CONTEXTS", "CheckerboardCoder", "CheckerboardContext", "CompressAICheckerboardCoder", "anchor_mask",
@@ -123,8 +123,6 @@ class CheckerboardCoder:
         if not isinstance(ctx, CheckerboardMaskedConv2d):
             raise DicError(f"{type(model).__name__}: its context model is not a checkerboard one")
         gc = model.gaussian_conditional
-        if gc.quantized_cdf.numel() == 0 or gc.scale_table.numel() == 0:
-            raise DicError("the model's entropy coder tables are empty: call model.update() before coding")
         cpu = dict(device="cpu", dtype=torch.float32)
         with torch.no_grad():
             weight = (ctx.weight.detach() * ctx.mask).to(**cpu)  # C2×M×k×k
@@ -141,9 +139,7 @@ class CheckerboardCoder:
             self.rest = [(w.t().contiguous(), b, s) for w, b, s in layers[1:]]
             self.scale_bound = float(gc.lower_bound_scale.bound.detach().float().reshape(-1)[0])
             self.scale_edges = gc.scale_table.detach().to(**cpu)[:-1].contiguous()
-            lengths = [int(n) for n in gc.cdf_length.tolist()]
-            self.cdfs = [row[:n] for row, n in zip(gc.quantized_cdf.tolist(), lengths)]
-            self.cdf_lengths, self.offsets = lengths, [int(o) for o in gc.offset.tolist()]
+            self.cdfs, self.cdf_lengths, self.offsets = rans_tables(gc)
 
     # --- the two passes ---------------------------------------------------------------------
     def _positions(self, H: int, W: int) -> Tuple[Tensor, Tensor]:

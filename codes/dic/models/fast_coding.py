@@ -47,7 +47,10 @@ from torch import Tensor
 
 from ..errors import DicError
 
-__all__ = ["ContextCoder", "fast_coding_supported", "single_thread"]
+__all__ = [
+    "ContextCoder", "decode_position", "entropy_layers", "fast_coding_supported", "masked_weight", "rans_tables",
+    "single_thread",
+]
 
 
 @contextlib.contextmanager
@@ -63,7 +66,7 @@ def single_thread() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def _entropy_layers(model: nn.Module) -> Optional[List[Tuple[nn.Conv2d, float]]]:
+def entropy_layers(model: nn.Module) -> Optional[List[Tuple[nn.Conv2d, float]]]:
     """``entropy_parameters`` as [(1×1 conv, slope of the activation after it)], the last
     slope being None; None when the module is anything else (the fast path then stands aside)."""
     seq = getattr(model, "entropy_parameters", None)
@@ -90,21 +93,21 @@ def fast_coding_supported(model: nn.Module) -> bool:
     ungrouped ``context_prediction`` conv whose (masked) taps are causal in raster order, and an
     ``entropy_parameters`` made of 1×1 convs with (Leaky)ReLUs between them."""
     ctx = getattr(model, "context_prediction", None)
-    if not isinstance(ctx, nn.Conv2d) or ctx.bias is None or _entropy_layers(model) is None:
+    if not isinstance(ctx, nn.Conv2d) or ctx.bias is None or entropy_layers(model) is None:
         return False
     k = ctx.kernel_size[0]
     if (ctx.kernel_size != (k, k) or k % 2 == 0 or ctx.stride != (1, 1) or ctx.dilation != (1, 1)
             or ctx.groups != 1 or ctx.padding != (k // 2, k // 2)):
         return False
-    first = _entropy_layers(model)[0][0]  # type: ignore[index]
+    first = entropy_layers(model)[0][0]  # type: ignore[index]
     if first.in_channels <= ctx.out_channels:
         return False
-    weight = _masked_weight(ctx)
+    weight = masked_weight(ctx)
     p = k // 2
     return bool((weight[:, :, p, p:] == 0).all() and (weight[:, :, p + 1:] == 0).all())
 
 
-def _masked_weight(ctx: nn.Conv2d) -> Tensor:
+def masked_weight(ctx: nn.Conv2d) -> Tensor:
     """The context convolution's weight with its mask applied (what CompressAI's encoder uses)."""
     weight = ctx.weight.detach()
     mask = getattr(ctx, "mask", None)
@@ -135,12 +138,12 @@ class _Tables:
 
 def _build_tables(model: nn.Module) -> _Tables:
     ctx: nn.Conv2d = model.context_prediction
-    layers = _entropy_layers(model)
+    layers = entropy_layers(model)
     assert layers is not None
     k, M, C2 = ctx.kernel_size[0], ctx.in_channels, ctx.out_channels
     p = k // 2
     cpu = dict(device="cpu", dtype=torch.float32)
-    weight = _masked_weight(ctx).to(**cpu)  # (C2, M, k, k)
+    weight = masked_weight(ctx).to(**cpu)  # (C2, M, k, k)
     above = weight[:, :, :p, :].permute(2, 3, 1, 0).reshape(p * k * M, C2).contiguous()
     left = weight[:, :, p, :p].permute(0, 2, 1).reshape(C2, p * M)  # window order (col, channel)
     first, first_slope = layers[0]
@@ -152,18 +155,36 @@ def _build_tables(model: nn.Module) -> _Tables:
     rest = [(conv.weight.detach().to(**cpu)[:, :, 0, 0].contiguous(), conv.bias.detach().to(**cpu), slope)
             for conv, slope in layers[1:]]
     gc = model.gaussian_conditional
-    if gc.quantized_cdf.numel() == 0 or gc.scale_table.numel() == 0:
-        raise DicError("the model's entropy coder tables are empty: call model.update() before coding")
-    lengths = [int(n) for n in gc.cdf_length.tolist()]
-    cdfs = [row[:n] for row, n in zip(gc.quantized_cdf.tolist(), lengths)]
+    cdfs, lengths, offsets = rans_tables(gc)
     return _Tables(
         M=M, k=k, p=p, above=above, ctx_bias=ctx.bias.detach().to(**cpu),
         hyper_w=w1_hyper.t().contiguous(), first_bias=first.bias.detach().to(**cpu),
         ctx_w=w1_ctx.t().contiguous(), left=left_folded, first_slope=first_slope, rest=rest,
         scale_bound=float(gc.lower_bound_scale.bound.detach().float().reshape(-1)[0]),
         scale_edges=gc.scale_table.detach().to(**cpu)[:-1].contiguous(),
-        cdfs=cdfs, cdf_lengths=lengths, offsets=[int(o) for o in gc.offset.tolist()],
+        cdfs=cdfs, cdf_lengths=lengths, offsets=offsets,
     )
+
+
+def rans_tables(gc: nn.Module) -> Tuple[List[List[int]], List[int], List[int]]:
+    """The Gaussian conditional's rANS tables as the coder takes them: each quantized CDF cut
+    to its length, the lengths and the offsets; a DicError when they were never built."""
+    if gc.quantized_cdf.numel() == 0 or gc.scale_table.numel() == 0:
+        raise DicError("the model's entropy coder tables are empty: call model.update() before coding")
+    lengths = [int(n) for n in gc.cdf_length.tolist()]
+    cdfs = [row[:n] for row, n in zip(gc.quantized_cdf.tolist(), lengths)]
+    return cdfs, lengths, [int(o) for o in gc.offset.tolist()]
+
+
+def decode_position(decoder: RansDecoder, indexes: List[int], cdfs: List[List[int]], lengths: List[int],
+                    offsets: List[int]) -> Tensor:
+    """One position's symbols (int32) from ``decoder``: only the tables the position uses cross
+    into C++ (CompressAI would pass all of them, most of its time per position)."""
+    used = sorted(set(indexes))
+    local = {index: i for i, index in enumerate(used)}
+    values = decoder.decode_stream([local[i] for i in indexes], [cdfs[i] for i in used],
+                                   [lengths[i] for i in used], [offsets[i] for i in used])
+    return torch.frombuffer(array.array("i", values), dtype=torch.int32)
 
 
 class ContextCoder:
@@ -266,15 +287,7 @@ class ContextCoder:
             decoder = RansDecoder()
             decoder.set_stream(string)
             for h, w, scales, means, slot in self._walk(hyper, y_hat):
-                # only the tables this position uses cross into C++, not all of them
-                indexes = self._indexes(scales).tolist()
-                used = sorted(set(indexes))
-                local = {index: i for i, index in enumerate(used)}
-                values = decoder.decode_stream(
-                    [local[i] for i in indexes], [cdfs[i] for i in used], [lengths[i] for i in used],
-                    [offsets[i] for i in used],
-                )
-                symbols = torch.frombuffer(array.array("i", values), dtype=torch.int32)
+                symbols = decode_position(decoder, self._indexes(scales).tolist(), cdfs, lengths, offsets)
                 decoded[h, w] = symbols
                 torch.add(symbols, means, out=slot)
         return self._interior(y_hat, W), decoded.permute(2, 0, 1).contiguous()

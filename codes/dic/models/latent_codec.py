@@ -38,6 +38,7 @@ from compressai.models import JointAutoregressiveHierarchicalPriors as CompressA
 from torch import Tensor
 
 from .checkerboard import CheckerboardCoder, CompressAICheckerboardCoder
+from .exact import ExactCheckerboardCoder, ExactContextCoder, exact_hyper_features
 from .fast_coding import ContextCoder, fast_coding_supported, single_thread
 
 __all__ = ["LatentCodec", "ReferenceCoder", "guard_string", "hyper_features", "y_coder"]
@@ -111,25 +112,39 @@ class ReferenceCoder:
         return torch.round(y_hat - means)[0].to("cpu", torch.int32)
 
 
-YCoder = Union[ContextCoder, ReferenceCoder, CheckerboardCoder, CompressAICheckerboardCoder]
+YCoder = Union[ContextCoder, ReferenceCoder, CheckerboardCoder, CompressAICheckerboardCoder, ExactContextCoder,
+               ExactCheckerboardCoder]
 
 
-def y_coder(model: nn.Module, fast: bool = True) -> YCoder:
-    """The ``y`` coder of the model's ``context``: for ``checkerboard`` the two-pass
-    :class:`~.checkerboard.CheckerboardCoder` (CompressAI's ``CheckerboardLatentCodec`` when not
-    ``fast``); for ``serial`` the fast loop when asked and the model's structure allows it, else
-    CompressAI's loop."""
-    if getattr(model, "context", "serial") == "checkerboard":
+def y_coder(model: nn.Module, fast: bool = True, exact: bool = False) -> YCoder:
+    """The ``y`` coder of the model's ``context``. ``exact``: the fixed-point coders of
+    :mod:`.exact` (portable: serial or checkerboard). Otherwise the float coders: for
+    ``checkerboard`` the two-pass :class:`~.checkerboard.CheckerboardCoder` (CompressAI's
+    ``CheckerboardLatentCodec`` when not ``fast``); for ``serial`` the fast loop when asked and
+    the model's structure allows it, else CompressAI's loop."""
+    checkerboard = getattr(model, "context", "serial") == "checkerboard"
+    if exact:
+        return ExactCheckerboardCoder(model) if checkerboard else ExactContextCoder(model)
+    if checkerboard:
         return CheckerboardCoder(model) if fast else CompressAICheckerboardCoder(model)
     return ContextCoder(model) if fast and fast_coding_supported(model) else ReferenceCoder(model)
 
 
 class LatentCodec:
-    """``z`` then ``y`` of one model, coded or decoded the same way in both directions."""
+    """``z`` then ``y`` of one model, coded or decoded the same way in both directions.
+    ``exact`` (the default of the ``.dic`` format from version 3): ``h_s`` and the ``y`` coder
+    in the fixed point of :mod:`.exact`, so the symbols decode alike on every machine; else the
+    float path of format version 2 (``fast``: our loops rather than CompressAI's)."""
 
-    def __init__(self, model: nn.Module, fast: bool = True):
+    def __init__(self, model: nn.Module, fast: bool = True, exact: bool = True):
         self.model = model
         self.fast = fast
+        self.exact = exact
+
+    def _hyper(self, z_hat: Tensor, z_symbols: Tensor) -> Tensor:
+        """The ``y`` coder's hyper-prior input: counts of the exact ``h_s`` from the symbols, or
+        the float ``h_s`` of ``ẑ``."""
+        return exact_hyper_features(self.model, z_symbols) if self.exact else hyper_features(self.model, z_hat)
 
     def compress(self, y: Tensor) -> Tuple[Strings, List[Tensor]]:
         """``([y_strings, z_strings], [y_symbols, z_symbols])`` of a B×M×H×W latent, one
@@ -138,12 +153,13 @@ class LatentCodec:
         z = model.h_a(y)
         z_strings = model.entropy_bottleneck.compress(z)
         z_hat = model.entropy_bottleneck.decompress(z_strings, z.shape[-2:])  # the decoder's ẑ
-        hyper = hyper_features(model, z_hat)
-        coder = y_coder(model, self.fast)
+        z_symbols = self._z_symbols(z_hat)
+        hyper = self._hyper(z_hat, z_symbols)
+        coder = y_coder(model, self.fast, self.exact)
         coded = [coder.compress(y[i], hyper[i]) for i in range(y.shape[0])]
         y_strings = [string for string, _, _ in coded]
         y_symbols = torch.stack([symbols for _, _, symbols in coded])
-        return [y_strings, z_strings], [y_symbols, self._z_symbols(z_hat)]
+        return [y_strings, z_strings], [y_symbols, z_symbols]
 
     def decompress(self, strings: Sequence[Sequence[bytes]], z_shape: Sequence[int],
                    verify: Optional[Verify] = None) -> Tuple[Tensor, List[Tensor]]:
@@ -159,8 +175,8 @@ class LatentCodec:
         z_symbols = self._z_symbols(z_hat)
         if verify is not None:
             verify("z", z_symbols)
-        hyper = hyper_features(model, z_hat)
-        coder = y_coder(model, self.fast)
+        hyper = self._hyper(z_hat, z_symbols)
+        coder = y_coder(model, self.fast, self.exact)
         n_y = model.M * hyper.shape[-2] * hyper.shape[-1]
         decoded = [coder.decompress(guard_string(s, n_y), hyper[i]) for i, s in enumerate(y_strings)]
         y_symbols = torch.stack([symbols for _, symbols in decoded])

@@ -1,7 +1,11 @@
 """The coding timing of ``dic bench``: ``model.compress`` / ``model.decompress`` of one noisy image
 through each coding path (:data:`CODING_PATHS`):
 
-- ``ours``: the serial context model, our fast loop (:mod:`dic.models.fast_coding`);
+- ``exact``: the serial context model, the exact fixed-point coder of ``.dic`` format 3
+  (:mod:`dic.models.exact`, portable: what ``dic compress`` runs);
+- ``exact-checkerboard``: the same for the checkerboard context model;
+- ``ours``: the serial context model, our fast float loop (:mod:`dic.models.fast_coding`,
+  format 2);
 - ``compressai``: the serial context model, CompressAI's own loop
   (``JointAutoregressiveHierarchicalPriors._compress_ar`` / ``decompress``);
 - ``checkerboard``: the two-pass checkerboard context model, our coder
@@ -25,11 +29,14 @@ from ...models import apply_context_masks, create_model
 from ...models.base import pad_to_multiple
 from .timing import summary, time_interleaved
 
-CODING_PATHS = ("ours", "compressai", "checkerboard", "compressai-checkerboard")
-#: Each path's context model, and whether it runs our coder (else CompressAI's).
-PATH_CONTEXT = {"ours": "serial", "compressai": "serial", "checkerboard": "checkerboard",
-                "compressai-checkerboard": "checkerboard"}
-PATH_OURS = {"ours": True, "compressai": False, "checkerboard": True, "compressai-checkerboard": False}
+CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard", "compressai-checkerboard")
+#: Each path's context model, whether it runs our coder (else CompressAI's) and whether in
+#: exact fixed point (else in float).
+PATH_CONTEXT = {"exact": "serial", "ours": "serial", "compressai": "serial", "exact-checkerboard": "checkerboard",
+                "checkerboard": "checkerboard", "compressai-checkerboard": "checkerboard"}
+PATH_OURS = {"exact": True, "ours": True, "compressai": False, "exact-checkerboard": True, "checkerboard": True,
+             "compressai-checkerboard": False}
+PATH_EXACT = {p: p.startswith("exact") for p in CODING_PATHS}
 CONTEXTS = ("serial", "checkerboard")
 #: Pairs whose latents are compared: (ours, CompressAI's) for each context.
 PAIRS = {"serial": ("ours", "compressai"), "checkerboard": ("checkerboard", "compressai-checkerboard")}
@@ -51,9 +58,9 @@ def coding_op(model: nn.Module, op: str, path: str, noisy: torch.Tensor,
         use_coding_path(model, path)
         with torch.no_grad():
             if op == "encode":
-                model.compress(noisy)
+                model.compress(noisy, exact=PATH_EXACT[path])
             else:
-                model.decompress(coded["strings"], coded["shape"])
+                model.decompress(coded["strings"], coded["shape"], exact=PATH_EXACT[path])
     return fn
 
 
@@ -109,8 +116,8 @@ def _code_once(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List
         for path in paths:
             model = models[PATH_CONTEXT[path]]
             use_coding_path(model, path)
-            coded[path] = model.compress(noisy)
-            out = model.decompress(coded[path]["strings"], coded[path]["shape"])
+            coded[path] = model.compress(noisy, exact=PATH_EXACT[path])
+            out = model.decompress(coded[path]["strings"], coded[path]["shape"], exact=PATH_EXACT[path])
             coded[path]["decoded_symbols"] = out["symbols"]
             decoded[path] = out["x_hat"]
             use_coding_path(model, PAIRS[PATH_CONTEXT[path]][0])

@@ -1,9 +1,10 @@
 """Encode on one device, decode on another (``scripts/gpu_check.sh``; README "Performance"):
 a ``.dic`` file written by a model on ``--encode-device`` is decoded by the same weights on
 ``--decode-device``, for the serial and the checkerboard context model (twins with the same
-weights). The probabilities the rANS coder uses are computed on the CPU on both sides
-(:mod:`dic.models.latent_codec`), so the latents should be identical; if they are not, the
-latent checksums must catch it (a BitstreamError, never a wrong picture). Reported per context:
+weights). The probabilities the rANS coder uses are computed exactly, in fixed point on the CPU
+(:mod:`dic.models.exact`), so the latents must be identical; were they not, the latent
+checksums would catch it (a BitstreamError, never a wrong picture), which the check counts as
+a failure. Reported per context:
 ``identical`` or ``caught`` (with the message), and how far the two decoded images differ (the
 synthesis runs on each side's device)."""
 from __future__ import annotations

@@ -10,11 +10,14 @@ from .training import TRAIN_VARIANTS
 #: Coding ratios: name → (numerator path, denominator path), both medians of one op.
 CODING_RATIOS = {
     "ours_over_compressai": ("ours", "compressai"),
+    "exact_over_float": ("exact", "ours"),
+    "exact_checkerboard_over_float": ("exact-checkerboard", "checkerboard"),
     "checkerboard_over_serial": ("checkerboard", "ours"),
     "checkerboard_over_compressai_checkerboard": ("checkerboard", "compressai-checkerboard"),
 }
 #: Column titles of the coding paths.
-PATH_TITLES = {"ours": "serial", "compressai": "serial (CAI)", "checkerboard": "checkerboard",
+PATH_TITLES = {"exact": "serial exact", "ours": "serial float", "compressai": "serial (CAI)",
+               "exact-checkerboard": "checkerb. exact", "checkerboard": "checkerb. float",
                "compressai-checkerboard": "checkerb. (CAI)"}
 
 
