@@ -14,17 +14,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip install -e .
 
 import torch  # noqa: E402
 
+from dic.apps.evaluate.envelope import upper_envelope  # noqa: E402
 from dic.apps.evaluate.rd import bd_psnr, bd_rate  # noqa: E402
 from dic.apps.evaluate.runner import build_test_sets  # noqa: E402
 from dic.checkpoints import load_for_inference  # noqa: E402
 from dic.config import load_options  # noqa: E402
+from dic.errors import DicError  # noqa: E402
 from dic.metrics import psnr, quantize_8bit  # noqa: E402
 
 LADDERS = {"joint": [REPO / "weights" / "demo" / f"demo_joint_l{k}.pth" for k in (1, 2, 3)],
@@ -47,6 +49,18 @@ def point(model: torch.nn.Module, images: List, exact: bool) -> Dict[str, float]
     return {"bpp": sum(bpp) / len(bpp), "psnr": sum(quality) / len(quality)}
 
 
+def _bd(delta, *curves) -> Optional[float]:
+    """A Bjøntegaard delta, or None when a frontier has a single point (no curve to integrate)."""
+    try:
+        return delta(*curves)
+    except DicError:
+        return None
+
+
+def _fmt(value: Optional[float], digits: int) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1,2,3,4")
@@ -65,13 +79,21 @@ def main() -> int:
             curves = {path: [point(m, images, exact=path == "exact") for m in models] for path in ("float", "exact")}
             r = {p: [c["bpp"] for c in curves[p]] for p in curves}
             d = {p: [c["psnr"] for c in curves[p]] for p in curves}
-            row = {"curves": curves, "bd_rate_percent": bd_rate(r["float"], d["float"], r["exact"], d["exact"]),
-                   "bd_psnr_db": bd_psnr(r["float"], d["float"], r["exact"], d["exact"])}
+            front = {p: upper_envelope(r[p], d[p]) for p in curves}
+            a, b = ([r[p][i] for i in front[p]] for p in curves), ([d[p][i] for i in front[p]] for p in curves)
+            (ra, rb), (da, db) = a, b
+            n = len(models)
+            row = {"curves": curves, "bd_rate_percent": _bd(bd_rate, ra, da, rb, db),
+                   "bd_psnr_db": _bd(bd_psnr, ra, da, rb, db),
+                   "mean_rate_change_percent": 100 * sum(r["exact"][i] / r["float"][i] - 1 for i in range(n)) / n,
+                   "mean_psnr_change_db": sum(d["exact"][i] - d["float"][i] for i in range(n)) / n}
             results[f"{kind} {t.label}"] = row
-            print(f"{kind:6s} {t.label:28s} BD-rate {row['bd_rate_percent']:+.3f} %  BD-PSNR {row['bd_psnr_db']:+.4f} dB  "
-                  + "  ".join(f"λ{i + 1}: {curves['float'][i]['bpp']:.4f}→{curves['exact'][i]['bpp']:.4f} bpp "
-                              f"{curves['float'][i]['psnr']:.3f}→{curves['exact'][i]['psnr']:.3f} dB"
-                              for i in range(len(models))), flush=True)
+            print(f"{kind:6s} {t.label:24s} BD-rate {_fmt(row['bd_rate_percent'], 3)} %  "
+                  f"BD-PSNR {_fmt(row['bd_psnr_db'], 4)} dB  "
+                  f"mean Δrate {row['mean_rate_change_percent']:+.3f} %  mean ΔPSNR {row['mean_psnr_change_db']:+.4f} dB  "
+                  + "  ".join(f"{curves['float'][i]['bpp']:.4f}→{curves['exact'][i]['bpp']:.4f} bpp "
+                              f"{curves['float'][i]['psnr']:.3f}→{curves['exact'][i]['psnr']:.3f} dB" for i in range(n)),
+                  flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

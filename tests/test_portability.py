@@ -20,7 +20,8 @@ from dic.checkpoints import (coding_tables, has_coding_tables, load_checkpoint, 
                              save_checkpoint, weights_fingerprint)
 from dic.errors import BitstreamError
 from dic.models import create_model
-from dic.models.exact import (ACTIVATION_LIMIT, FixedLayer, exact_hyper_features, quantize_layer, to_counts)
+from dic.models.exact import (ACTIVATION_LIMIT, ExactContextCoder, FixedLayer, exact_hyper_features, fuse_context,
+                              quantize_layer, to_counts)
 from dic.models.latent_codec import hyper_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def test_quantized_layer_sits_on_a_power_of_two_grid_within_the_exactness_bound(
     torch.manual_seed(0)
     weight = torch.randn(24, 40, 3, 3) * torch.logspace(-4, 1, 24)[:, None, None, None]
     bias = torch.randn(24) * 50
-    w, b = quantize_layer(weight, bias)
+    w, b, _ = quantize_layer(weight, bias)
     flat = w.reshape(24, -1)
     for c in range(24):
         _, top = torch.frexp(weight[c].abs().max().double())  # |w| < 2^top: 15 bits below it
@@ -64,8 +65,9 @@ def test_fixed_layer_is_independent_of_summation_order_and_threads():
     rows = torch.randint(-(2 ** 24), 2 ** 24, (7, 300)).double()
     reference = layer(rows.clone())
     perm = torch.randperm(300)
-    reordered = layer.finish(torch.addmm(layer.bias, rows[:, perm], layer.weight[perm]))
-    by_terms = (rows[:, :, None] * layer.weight[None]).flip(1).sum(1) + layer.bias
+    reordered = layer.finish(torch.addmm(layer.bias, rows[:, perm], layer.weight[:, perm].t()))
+    by_terms = (rows[:, :, None] * layer.weight.t()[None]).flip(1).sum(1) + layer.bias
+    one_by_one = torch.stack([layer(row) for row in rows])  # matrix-vector products
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -73,7 +75,7 @@ def test_fixed_layer_is_independent_of_summation_order_and_threads():
     finally:
         torch.set_num_threads(previous)
     assert torch.equal(reference, reordered) and torch.equal(reference, single)
-    assert torch.equal(reference, layer.finish(by_terms))
+    assert torch.equal(reference, layer.finish(by_terms)) and torch.equal(reference, one_by_one)
     assert torch.equal(reference, reference.round()) and reference.abs().max() <= ACTIVATION_LIMIT
 
 
@@ -84,6 +86,46 @@ def test_leaky_relu_and_rounding_of_counts():
     out = layer(x[None].round())[0]
     assert out.tolist() == [-10, -1, -1, -0, 0, 3, 2, -0]  # slope 10486·2^-20: −50 → −0.50001 → −1
     assert to_counts(torch.tensor([1e12, -1e12], dtype=torch.float64)).tolist() == [ACTIVATION_LIMIT, -ACTIVATION_LIMIT]
+
+
+def test_fused_context_is_the_product_and_the_same_with_any_thread_count():
+    torch.manual_seed(2)
+    first = torch.randn(40, 24)
+    weight, bias = torch.randn(24, 8, 5, 5) * 0.1, torch.randn(24)
+    weight[:, :, 2, 2:] = 0  # masked taps stay exactly zero
+    fused, fused_bias = fuse_context(first, weight, bias)
+    exact = first.double() @ weight.double().reshape(24, -1)
+    assert (fused.reshape(40, -1) - exact).abs().max() < 2e-4 * exact.abs().max()
+    assert (fused_bias - first.double() @ bias.double()).abs().max() < 2e-4 * fused_bias.abs().max()
+    assert (fused[:, :, 2, 2:] == 0).all()
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        again = fuse_context(first, weight, bias)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(again[0], fused) and torch.equal(again[1], fused_bias)
+
+
+def test_wavefront_order_gives_the_raster_models_probabilities():
+    """Each position's parameters, recomputed in one parallel pass over the final ŷ (every
+    causal neighbour known), equal those the wavefront coder used: no position read a
+    neighbour before it was decoded."""
+    model = tiny("cheng2020-anchor")
+    coder = ExactContextCoder(model)
+    y = torch.randn(model.M, 9, 13) * 4
+    hyper = exact_hyper_features(model, torch.randint(-2, 3, (1, model.N, 3, 4), dtype=torch.int32))[0][:, :9, :13]
+    string, y_hat, symbols = coder.compress(y, hyper.contiguous())
+    hyper_part, buffer, H, W = coder._buffers(hyper.contiguous())
+    p = coder.p
+    buffer.view(H + p, W + 2 * p, -1)[p:, p : p + W] = (y_hat.double() * 4096).permute(1, 2, 0)
+    flat = torch.arange(H * W)
+    h, w = flat // W, flat % W
+    offsets = torch.tensor([i * (W + 2 * p) + j for i, j in coder.taps])
+    windows = (h * (W + 2 * p) + w)[:, None] + offsets[None, :]
+    _, means = coder._params(hyper_part, buffer, flat, windows)
+    expected = (symbols.permute(1, 2, 0).reshape(H * W, -1).double() * 4096 + means).view(H, W, -1).permute(2, 0, 1)
+    assert torch.equal((y_hat.double() * 4096), expected)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -21,8 +21,10 @@ float rounding between machines, the symbols never.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Iterator, List, Optional, Sequence, Tuple
+import weakref
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn as nn
@@ -37,7 +39,7 @@ from .fast_coding import decode_position, entropy_layers, fast_coding_supported,
 
 __all__ = [
     "ACTIVATION_LIMIT", "FRAC_BITS", "ExactCheckerboardCoder", "ExactContextCoder", "FixedLayer", "SLOPE_BITS",
-    "exact_hyper_features", "fixed_network", "quantize_layer", "to_counts",
+    "cached", "exact_hyper_features", "exact_y_coder", "fixed_network", "fuse_context", "quantize_layer", "to_counts",
 ]
 
 FRAC_BITS = 12  #: activations, means and scales are integer multiples of 2^-FRAC_BITS
@@ -50,6 +52,20 @@ _BIAS_BITS = 50
 _MAX_EXPONENT = 60  # grid no finer than 2^-60 of a count: far from float64's subnormals
 
 F64 = dict(device="cpu", dtype=torch.float64)
+T = TypeVar("T")
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, Dict[str, Tuple[tuple, object]]]" = weakref.WeakKeyDictionary()
+
+
+def cached(model: nn.Module, name: str, build: Callable[[], T]) -> T:
+    """``build()`` once per state of ``model``'s weights: the fixed-point tables are reused
+    while no parameter or buffer changed (same storage, same version counter; training steps,
+    ``load_state_dict`` and moves all change one), so coding many images quantizes once."""
+    key = tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
+    store = _CACHE.setdefault(model, {})
+    hit = store.get(name)
+    if hit is None or hit[0] != key:
+        hit = store[name] = (key, build())
+    return hit[1]  # type: ignore[return-value]
 
 
 def to_counts(x: Tensor) -> Tensor:
@@ -63,27 +79,57 @@ def _powers_of_two(exponents: Tensor) -> Tensor:
     return torch.tensor([math.ldexp(1.0, int(e)) for e in exponents.tolist()], **F64)
 
 
-def quantize_layer(weight: Tensor, bias: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
-    """``(weight, bias)`` of a layer on its fixed-point grid (float64 on the CPU, same shapes;
-    ``weight`` is C_out × …, a missing bias is zero). Per output channel ``c`` the grid is
-    2^-e_c: the weights' largest magnitude keeps ``WEIGHT_BITS`` bits (fewer for a long dot
-    product, so that Σ|a·w| stays below 2^51 steps at saturated activations) and the bias, in
-    counts, stays below 2^50 steps. A pure function of the stored values (exact float64
-    operations only)."""
+def quantize_layer(weight: Tensor, bias: Optional[Tensor], other_bias: Optional[Tensor] = None
+                   ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """``(weight, bias, other_bias)`` of a layer on its fixed-point grid (float64 on the CPU,
+    same shapes; ``weight`` is C_out × …, a missing bias is zero, the biases in counts). Per
+    output channel ``c`` the grid is 2^-e_c: the weights' largest magnitude keeps
+    ``WEIGHT_BITS`` bits (fewer for a long dot product, so that Σ|a·w| stays below 2^51 steps at
+    saturated activations) and each bias stays below 2^50 steps. ``other_bias``: a second bias
+    on the same grid (the checkerboard anchors'). A pure function of the stored values (exact
+    float64 operations only)."""
     w = weight.detach().to(**F64)
     flat = w.reshape(w.shape[0], -1)
-    b = torch.zeros(w.shape[0], **F64) if bias is None else bias.detach().to(**F64)
+    biases = [torch.zeros(w.shape[0], **F64) if b is None else b.detach().to(**F64) for b in (bias, other_bias)]
     length = flat.shape[1]
     bits = min(WEIGHT_BITS, _SUM_BITS - int(math.log2(ACTIVATION_LIMIT)) - math.ceil(math.log2(max(length, 2))))
     if bits < 8:
         raise DicError(f"a layer with dot products of {length} terms is too long for the exact entropy path")
     _, weight_exp = torch.frexp(flat.abs().amax(1))  # |w| < 2^weight_exp
-    _, bias_exp = torch.frexp(b.abs() * COUNT)
+    _, bias_exp = torch.frexp(torch.maximum(biases[0].abs(), biases[1].abs()) * COUNT)
     exponent = torch.minimum(bits - weight_exp, _BIAS_BITS - bias_exp).clamp_(max=_MAX_EXPONENT)
     scale = _powers_of_two(exponent)
     w_q = (flat * scale[:, None]).round_().div_(scale[:, None]).reshape(w.shape)
-    b_q = (b * (scale * COUNT)).round_().div_(scale * COUNT) * COUNT  # bias in counts
-    return w_q, b_q
+    b_q = [(b * (scale * COUNT)).round_().div_(scale) for b in biases]  # in counts, on the grid
+    return w_q, b_q[0], (b_q[1] if other_bias is not None else None)
+
+
+def _integers(x: Tensor) -> Tuple[Tensor, int]:
+    """``x`` (float64) as integers of at most 15 bits under one power-of-two scale for the
+    whole tensor: ``(q, s)`` with x ≈ q · 2^-s."""
+    _, top = torch.frexp(x.abs().max())
+    shift = WEIGHT_BITS - int(top)
+    return (x * math.ldexp(1.0, shift)).round_(), shift
+
+
+def fuse_context(first_context: Tensor, context_weight: Tensor, context_bias: Optional[Tensor]
+                 ) -> Tuple[Tensor, Tensor]:
+    """The context model folded into the first entropy layer: ``(W₁c · Wc, W₁c · bc)`` for the
+    first layer's context columns ``W₁c`` (E1 × C2) and the (masked) context convolution
+    ``Wc`` (C2 × M × k × k). No activation lies between them, so the network is the same; both
+    products are taken of 15-bit integer versions of the factors (one scale per tensor), whose
+    float64 sums are exact: the result does not depend on the machine."""
+    q1, s1 = _integers(first_context.detach().to(**F64))
+    flat = context_weight.detach().to(**F64).reshape(context_weight.shape[0], -1)
+    used = flat.abs().amax(0) > 0  # the taps the mask keeps: the others stay exactly zero
+    qc, sc = _integers(flat[:, used])
+    bias = torch.zeros(context_weight.shape[0], **F64) if context_bias is None else context_bias.detach().to(**F64)
+    qb, sb = _integers(bias)
+    if context_weight.shape[0] > 1 << 20:
+        raise DicError("the context model is too wide for the exact entropy path")
+    weight = torch.zeros(first_context.shape[0], flat.shape[1], **F64)
+    weight[:, used] = (q1 @ qc).mul_(math.ldexp(1.0, -(s1 + sc)))
+    return weight.reshape(first_context.shape[0], *context_weight.shape[1:]), (q1 @ qb).mul_(math.ldexp(1.0, -(s1 + sb)))
 
 
 def _quantize_slope(slope: Optional[float]) -> Optional[float]:
@@ -95,32 +141,31 @@ def _quantize_slope(slope: Optional[float]) -> Optional[float]:
 
 
 class FixedLayer:
-    """A 1×1 layer (a matrix) in fixed point: ``rows`` of counts (n × K) → n × C_out counts,
-    then the activation. ``weight`` is stored K × C_out for ``addmm``."""
+    """A 1×1 layer (a matrix) in fixed point: counts in (n × K rows, or one vector of K) →
+    C_out counts, then the activation. ``weight`` is C_out × K (row-major for ``addmv``)."""
 
     def __init__(self, weight: Tensor, bias: Optional[Tensor], slope: Optional[float]):
-        w_q, self.bias = quantize_layer(weight, bias)
-        self.weight = w_q.reshape(w_q.shape[0], -1).t().contiguous()
+        w_q, self.bias, _ = quantize_layer(weight, bias)
+        self.weight = w_q.reshape(w_q.shape[0], -1).contiguous()
         self.slope = _quantize_slope(slope)
-
-    def accumulate(self, rows: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-        """``bias + rows · W`` before rounding (exact)."""
-        return torch.addmm(self.bias if bias is None else bias, rows, self.weight)
 
     def finish(self, acc: Tensor) -> Tensor:
         """Round an accumulator to counts and apply the activation (in place)."""
         return activate(to_counts(acc), self.slope)
 
-    def __call__(self, rows: Tensor) -> Tensor:
-        return self.finish(self.accumulate(rows))
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.dim() == 1:
+            return self.finish(torch.addmv(self.bias, self.weight, x))
+        return self.finish(torch.addmm(self.bias, x, self.weight.t()))
 
 
 def activate(x: Tensor, slope: Optional[float]) -> Tensor:
-    """(Leaky)ReLU of whole counts with a slope on the 2^-20 grid: ``max(x, round(x·slope))``
-    (the larger of the two is x for x ≥ 0 and the rounded product below zero)."""
+    """(Leaky)ReLU of whole counts with a slope on the 2^-20 grid, rounded back to counts, in
+    place: x for x ≥ 0, round(x · slope) below (the product of a count and such a slope is
+    exact in float64, so any kernel gives the same)."""
     if slope is None:
         return x
-    return torch.maximum(x, (x * slope).round_(), out=x)
+    return F.leaky_relu_(x, slope).round_()
 
 
 # ----------------------------------------------------------------------------- h_s
@@ -169,7 +214,7 @@ def exact_hyper_features(model: nn.Module, z_symbols: Tensor) -> Tensor:
     median, rounded to counts, through :func:`fixed_network`."""
     medians = model.entropy_bottleneck._get_medians().detach().to(**F64).reshape(1, -1, 1, 1)
     z_hat = to_counts((z_symbols.to(**F64) + medians) * COUNT)
-    steps = fixed_network(model.h_s)
+    steps = cached(model, "h_s", lambda: fixed_network(model.h_s))
     out = []
     for x in z_hat:
         for step in steps:
@@ -182,39 +227,52 @@ def exact_hyper_features(model: nn.Module, z_symbols: Tensor) -> Tensor:
 
 
 class _EntropyParameters:
-    """``entropy_parameters`` in fixed point, its first layer split into hyper-prior and
-    context columns, plus the Gaussian conditional's scale → index rule and rANS tables."""
+    """``entropy_parameters`` in fixed point with the context model folded into its first
+    layer (:func:`fuse_context`): ``first_hyper`` (P × E1) acts on the hyper-prior,
+    ``context_taps`` (E1 × M × k × k) on the window of decoded ``ŷ`` around a position; the
+    bias is ``bias`` with a context and ``anchor_bias`` without one (checkerboard anchors, whose
+    context is zero, bias included). Plus the Gaussian conditional's scale → index rule and
+    rANS tables."""
 
-    def __init__(self, model: nn.Module, context_channels: int):
+    def __init__(self, model: nn.Module, context: nn.Conv2d):
         layers = entropy_layers(model)
         if layers is None:
             raise DicError(f"{type(model).__name__}: entropy_parameters must be 1×1 convolutions and (Leaky)ReLUs")
-        first = FixedLayer(layers[0][0].weight, layers[0][0].bias, layers[0][1])
-        self.P = first.weight.shape[0] - context_channels
-        self.first_hyper, self.first_ctx = first.weight[: self.P], first.weight[self.P :].t().contiguous()
-        self.first_bias, self.first_slope = first.bias, first.slope
-        self.rest = [FixedLayer(conv.weight, conv.bias, slope) for conv, slope in layers[1:]]
-        self.M = self.rest[-1].weight.shape[1] // 2 if self.rest else first.weight.shape[1] // 2
+        first, slope = layers[0]
+        w1 = first.weight.detach().to(**F64)[:, :, 0, 0]
+        b1 = torch.zeros(w1.shape[0], **F64) if first.bias is None else first.bias.detach().to(**F64)
+        self.P = w1.shape[1] - context.out_channels
+        taps, context_bias = fuse_context(w1[:, self.P :], masked_weight(context), context.bias)
+        weight = torch.cat((w1[:, : self.P], taps.reshape(len(taps), -1)), 1)
+        w_q, self.bias, self.anchor_bias = quantize_layer(weight, b1 + context_bias, b1)
+        self.first_hyper = w_q[:, : self.P].t().contiguous()
+        self.context_taps = w_q[:, self.P :].reshape(taps.shape)
+        self.first_slope = _quantize_slope(slope)
+        self.rest = [FixedLayer(conv.weight, conv.bias, s) for conv, s in layers[1:]]
+        self.M = self.rest[-1].weight.shape[0] // 2 if self.rest else w_q.shape[0] // 2
         gc = model.gaussian_conditional
         self.cdfs, self.cdf_lengths, self.offsets = rans_tables(gc)
-        self.bound = float(gc.lower_bound_scale.bound.detach().double().reshape(-1)[0]) * COUNT
-        self.edges = gc.scale_table.detach().to(**F64)[:-1].mul(COUNT).contiguous()
+        bound = float(gc.lower_bound_scale.bound.detach().double().reshape(-1)[0]) * COUNT
+        edges = gc.scale_table.detach().to(**F64)[:-1].mul(COUNT)
+        # entries below the scales' lower bound count for every scale: as -inf, one search does
+        self.edges = edges.masked_fill(edges < bound, -math.inf).contiguous()
 
-    def hyper_part(self, hyper_rows: Tensor) -> Tensor:
-        """First layer's bias + hyper-prior columns for n rows (n × E1, not rounded)."""
-        return torch.addmm(self.first_bias, hyper_rows, self.first_hyper)
+    def hyper_part(self, hyper_rows: Tensor, anchors: bool = False) -> Tensor:
+        """The first layer's bias and hyper-prior columns for n rows of counts (n × E1, not
+        rounded: the context's share is still to be added, except for ``anchors``)."""
+        return torch.addmm(self.anchor_bias if anchors else self.bias, hyper_rows, self.first_hyper)
 
     def finish(self, first_acc: Tensor) -> Tuple[Tensor, Tensor]:
         """(scales, means) in counts from the first layer's complete accumulator (n × E1 or E1)."""
         a = activate(to_counts(first_acc), self.first_slope)
         for layer in self.rest:
-            a = layer(a) if a.dim() == 2 else layer.finish(torch.addmv(layer.bias, layer.weight.t(), a))
+            a = layer(a)
         return a[..., : self.M], a[..., self.M :]
 
     def indexes(self, scales: Tensor) -> Tensor:
         """CompressAI's ``build_indexes`` on exact values: table entries (all but the last)
         below the lower-bounded scale."""
-        return torch.searchsorted(self.edges, torch.clamp_min(scales, self.bound)).to(torch.int32)
+        return torch.searchsorted(self.edges, scales.contiguous(), out_int32=True)
 
 
 def _quantize_symbols(y: Tensor, means: Tensor) -> Tensor:
@@ -223,10 +281,14 @@ def _quantize_symbols(y: Tensor, means: Tensor) -> Tensor:
 
 
 class ExactContextCoder:
-    """Serial (raster-order) rANS coding of one image's ``y`` with every probability computed
-    in fixed point; the :class:`~.fast_coding.ContextCoder` interface and the same row-wise
-    schedule: the context taps of the rows above for a whole row in one product, per position
-    the left taps, the rounding of the context and the remaining layers."""
+    """Serial-context rANS coding of one image's ``y`` with every probability computed in fixed
+    point; the :class:`~.fast_coding.ContextCoder` interface. The positions are coded in
+    *wavefronts*: a position's causal window reaches ``p`` columns to its left on its own row
+    and ``p`` to its right on the rows above, so every position with the same ``t = (p+1)·h +
+    w`` depends only on earlier wavefronts. Each wavefront is one batch of matrix products and
+    one call into the rANS coder, and the string holds the symbols wavefront by wavefront (by
+    rising ``h`` within one). The probabilities, hence the symbols and ``ŷ``, are those of the
+    raster-order model; only the order in the string differs from CompressAI's."""
 
     def __init__(self, model: nn.Module):
         if not fast_coding_supported(model):
@@ -235,73 +297,77 @@ class ExactContextCoder:
         self.k, self.M = ctx.kernel_size[0], ctx.in_channels
         self.p = self.k // 2
         with torch.no_grad():
-            weight, self.ctx_bias = quantize_layer(masked_weight(ctx), ctx.bias)
-            C2, M, k, p = weight.shape[0], self.M, self.k, self.p
-            self.above = weight[:, :, :p, :].permute(2, 3, 1, 0).reshape(p * k * M, C2).contiguous()
-            self.left = weight[:, :, p, :p].permute(0, 2, 1).reshape(C2, p * M).contiguous()
-            self.ep = _EntropyParameters(model, C2)
+            self.ep = _EntropyParameters(model, ctx)
+            taps = self.ep.context_taps
+            # the causal window: the p rows above, and the p positions to the left on the row
+            self.taps = [(i, j) for i in range(self.p) for j in range(self.k)] + [(self.p, j) for j in range(self.p)]
+            self.tap_w = torch.stack([taps[:, :, i, j] for i, j in self.taps], 1).reshape(len(taps), -1).t().contiguous()
 
-    def _walk(self, hyper: Tensor, y_hat: Tensor) -> Iterator[Tuple[int, int, Tensor, Tensor, Tensor]]:
-        """Raster order, yielding ``(h, w, scales, means, slot)`` in counts; the caller writes the
-        position's ``ŷ`` in counts into ``slot`` before asking for the next."""
-        M, p, k, ep = self.M, self.p, self.k, self.ep
+    def _wavefronts(self, H: int, W: int) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+        """Per wavefront: the flat raster indexes of its positions, the flat buffer rows of
+        their causal windows (n × taps) and of the positions themselves, in a zero-padded
+        (H+p) × (W+2p) buffer."""
+        p, Wp = self.p, W + 2 * self.p
+        offsets = torch.tensor([i * Wp + j for i, j in self.taps])
+        for t in range((p + 1) * (H - 1) + W):
+            h = torch.arange(max(0, -(-(t - W + 1) // (p + 1))), min(H - 1, t // (p + 1)) + 1)
+            w = t - (p + 1) * h
+            corner = h * Wp + w  # the window's top-left corner in the buffer
+            yield h * W + w, corner[:, None] + offsets[None, :], corner + p * Wp + p
+
+    def _params(self, hyper_part: Tensor, y_hat: Tensor, flat: Tensor, windows: Tensor) -> Tuple[Tensor, Tensor]:
+        """(scales, means) in counts (n × M) of one wavefront."""
+        context = y_hat[windows.reshape(-1)].reshape(len(flat), -1)
+        return self.ep.finish(torch.addmm(hyper_part[flat], context, self.tap_w))
+
+    def _buffers(self, hyper: Tensor) -> Tuple[Tensor, Tensor, int, int]:
         P, H, W = hyper.shape
-        hyper_part = ep.hyper_part(hyper.permute(1, 2, 0).reshape(H * W, P)).view(H, W, -1)
-        Wp = W + 2 * p
-        for h in range(H):
-            windows = y_hat.as_strided((W, p, k, M), (M, Wp * M, M, 1), h * Wp * M).reshape(W, p * k * M)
-            above = torch.addmm(self.ctx_bias, windows, self.above)  # W × C2, not rounded
-            row = y_hat[h + p].view(-1)
-            for w in range(W):
-                context = to_counts(torch.addmv(above[w], self.left, row[w * M : (w + p) * M]))
-                scales, means = ep.finish(torch.addmv(hyper_part[h, w], ep.first_ctx, context))
-                yield h, w, scales, means, y_hat[h + p, w + p]
+        hyper_part = self.ep.hyper_part(hyper.permute(1, 2, 0).reshape(H * W, P))
+        return hyper_part, torch.zeros((H + self.p) * (W + 2 * self.p), self.M, **F64), H, W
 
     def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor, Tensor]:
         """rANS string of ``y`` (M×H×W) given ``hyper`` (P×H×W counts from
         :func:`exact_hyper_features`), ``ŷ`` and its integer symbols (M×H×W float32 and int32)."""
-        M, H, W = y.shape
+        M = y.shape[0]
         with torch.no_grad():
-            y_rows = y.detach().to(**F64).permute(1, 2, 0).contiguous()
-            y_hat = torch.zeros(H + self.p, W + 2 * self.p, M, **F64)
-            symbols = torch.empty(H, W, M, dtype=torch.int32)
-            indexes = torch.empty(H, W, M, dtype=torch.int32)
-            for h, w, scales, means, slot in self._walk(hyper, y_hat):
-                indexes[h, w] = self.ep.indexes(scales)
-                q = _quantize_symbols(y_rows[h, w], means)
-                symbols[h, w] = q
-                _place(slot, q, means)
-            string = RansEncoder().encode_with_indexes(symbols.view(-1).tolist(), indexes.view(-1).tolist(),
-                                                       self.ep.cdfs, self.ep.cdf_lengths, self.ep.offsets)
-        return string, self._values(y_hat, W), symbols.permute(2, 0, 1).contiguous()
+            hyper_part, y_hat, H, W = self._buffers(hyper)
+            y_rows = y.detach().to(**F64).permute(1, 2, 0).reshape(H * W, M)
+            symbols = torch.empty(H * W, M, dtype=torch.int32)
+            indexes, order = [], []
+            for flat, windows, slots in self._wavefronts(H, W):
+                scales, means = self._params(hyper_part, y_hat, flat, windows)
+                q = _quantize_symbols(y_rows[flat], means)
+                y_hat[slots] = _placed(q, means)
+                symbols[flat] = q.to(torch.int32)
+                indexes.append(self.ep.indexes(scales))
+                order.append(flat)
+            string = RansEncoder().encode_with_indexes(
+                symbols[torch.cat(order)].reshape(-1).tolist(), torch.cat(indexes).reshape(-1).tolist(),
+                self.ep.cdfs, self.ep.cdf_lengths, self.ep.offsets)
+        return string, self._values(y_hat, H, W), _planar(symbols, H, W)
 
     def decompress(self, string: bytes, hyper: Tensor) -> Tuple[Tensor, Tensor]:
         """``ŷ`` and its symbols (M×H×W float32 and int32) decoded from a guarded ``string``
         (:func:`dic.models.latent_codec.guard_string`) given ``hyper`` in counts."""
-        _, H, W = hyper.shape
         ep = self.ep
         with torch.no_grad():
-            y_hat = torch.zeros(H + self.p, W + 2 * self.p, self.M, **F64)
-            decoded = torch.empty(H, W, self.M, dtype=torch.int32)
+            hyper_part, y_hat, H, W = self._buffers(hyper)
+            symbols = torch.empty(H * W, self.M, dtype=torch.int32)
             decoder = RansDecoder()
             decoder.set_stream(string)
-            for h, w, scales, means, slot in self._walk(hyper, y_hat):
-                q = decode_position(decoder, ep.indexes(scales).tolist(), ep.cdfs, ep.cdf_lengths, ep.offsets)
-                decoded[h, w] = q
-                _place(slot, q, means)
-        return self._values(y_hat, W), decoded.permute(2, 0, 1).contiguous()
+            for flat, windows, slots in self._wavefronts(H, W):
+                scales, means = self._params(hyper_part, y_hat, flat, windows)
+                q = decode_position(decoder, ep.indexes(scales).reshape(-1).tolist(), ep.cdfs, ep.cdf_lengths,
+                                    ep.offsets).view(len(flat), self.M)
+                y_hat[slots] = _placed(q, means)
+                symbols[flat] = q
+        return self._values(y_hat, H, W), _planar(symbols, H, W)
 
-    def _values(self, y_hat: Tensor, W: int) -> Tensor:
+    def _values(self, y_hat: Tensor, H: int, W: int) -> Tensor:
         """The buffer's interior (counts) as ``ŷ``: M×H×W float32."""
         p = self.p
-        return (y_hat[p:, p : p + W] / COUNT).permute(2, 0, 1).to(torch.float32).contiguous()
-
-
-def _place(slot: Tensor, symbols: Tensor, means: Tensor) -> None:
-    """``ŷ`` in counts (symbol · 2^12 + μ, exact) into the buffer, saturated like any activation
-    before the context model reads it."""
-    torch.add(means, symbols.to(torch.float64), alpha=COUNT, out=slot)
-    slot.clamp_(-ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+        interior = y_hat.view(H + p, W + 2 * p, self.M)[p:, p : p + W]
+        return (interior / COUNT).permute(2, 0, 1).to(torch.float32).contiguous()
 
 
 class ExactCheckerboardCoder:
@@ -315,23 +381,23 @@ class ExactCheckerboardCoder:
         if not isinstance(ctx, CheckerboardMaskedConv2d):
             raise DicError(f"{type(model).__name__}: its context model is not a checkerboard one")
         with torch.no_grad():
-            weight, self.ctx_bias = quantize_layer(masked_weight(ctx), ctx.bias)
+            self.ep = _EntropyParameters(model, ctx)
             self.k, self.M = ctx.kernel_size[0], ctx.in_channels
             self.p = self.k // 2
             self.taps = [(int(i), int(j)) for i, j in torch.nonzero(ctx.mask[0, 0].cpu())]
-            self.ctx_w = torch.stack([weight[:, :, i, j] for i, j in self.taps], 1).reshape(
-                weight.shape[0], -1).t().contiguous()  # (T·M) × C2, rows (tap, channel)
-            self.ep = _EntropyParameters(model, weight.shape[0])
+            self.tap_w = torch.stack([self.ep.context_taps[:, :, i, j] for i, j in self.taps], 1).reshape(
+                len(self.ep.context_taps), -1).t().contiguous()  # (T·M) × E1, rows (tap, channel)
 
-    def _context(self, anchors_hat: Tensor, positions: Tensor, H: int, W: int) -> Tensor:
-        """Context (n × C2, counts) at ``positions`` from the decoded anchors (H×W×M counts)."""
+    def _context_part(self, anchors_hat: Tensor, positions: Tensor, H: int, W: int) -> Tensor:
+        """The first layer's context share (n × E1, not rounded) at ``positions`` from the
+        decoded anchors (H×W×M counts, zero elsewhere): the taps gathered, one product."""
         p = self.p
         padded = F.pad(anchors_hat.permute(2, 0, 1), (p, p, p, p)).permute(1, 2, 0).reshape(-1, self.M)
         h, w = positions // W, positions % W
         offsets = torch.tensor([i * (W + 2 * p) + j for i, j in self.taps])
         index = (h * (W + 2 * p) + w)[:, None] + offsets[None, :]
         windows = padded[index.reshape(-1)].reshape(len(positions), len(self.taps) * self.M)
-        return to_counts(torch.addmm(self.ctx_bias, windows, self.ctx_w))
+        return windows @ self.tap_w
 
     def _passes(self, H: int, W: int) -> Iterator[Tuple[Tensor, bool]]:
         """``(positions, is_anchor_pass)``: the anchors' flat raster indexes, then the others'."""
@@ -343,9 +409,9 @@ class ExactCheckerboardCoder:
                 ) -> Tuple[Tensor, Tensor]:
         """(scales, means) in counts at ``positions``: the hyper-prior alone for the anchors,
         plus the context of the decoded anchors in ``y_hat`` for the others."""
-        acc = self.ep.hyper_part(rows[positions])
+        acc = self.ep.hyper_part(rows[positions], anchors)
         if not anchors:
-            acc = torch.addmm(acc, self._context(y_hat.view(H, W, -1), positions, H, W), self.ep.first_ctx.t())
+            acc += self._context_part(y_hat.view(H, W, -1), positions, H, W)
         return self.ep.finish(acc)
 
     def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor, Tensor]:
@@ -390,7 +456,8 @@ class ExactCheckerboardCoder:
 
 
 def _placed(symbols: Tensor, means: Tensor) -> Tensor:
-    """``ŷ`` in counts, saturated (see :func:`_place`)."""
+    """``ŷ`` in counts (symbol · 2^12 + μ, exact), saturated like any activation before the
+    context model reads it."""
     return torch.add(means, symbols.to(torch.float64), alpha=COUNT).clamp_(-ACTIVATION_LIMIT, ACTIVATION_LIMIT)
 
 
@@ -401,3 +468,10 @@ def _rows(hyper: Tensor) -> Tensor:
 
 def _planar(rows: Tensor, H: int, W: int) -> Tensor:
     return rows.view(H, W, -1).permute(2, 0, 1).contiguous()
+
+
+def exact_y_coder(model: nn.Module):
+    """The exact ``y`` coder of the model's ``context`` (built once per state of the weights)."""
+    if getattr(model, "context", "serial") == "checkerboard":
+        return cached(model, "checkerboard", lambda: ExactCheckerboardCoder(model))
+    return cached(model, "serial", lambda: ExactContextCoder(model))

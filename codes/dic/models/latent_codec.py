@@ -38,7 +38,7 @@ from compressai.models import JointAutoregressiveHierarchicalPriors as CompressA
 from torch import Tensor
 
 from .checkerboard import CheckerboardCoder, CompressAICheckerboardCoder
-from .exact import ExactCheckerboardCoder, ExactContextCoder, exact_hyper_features
+from .exact import ExactCheckerboardCoder, ExactContextCoder, exact_hyper_features, exact_y_coder
 from .fast_coding import ContextCoder, fast_coding_supported, single_thread
 
 __all__ = ["LatentCodec", "ReferenceCoder", "guard_string", "hyper_features", "y_coder"]
@@ -122,10 +122,9 @@ def y_coder(model: nn.Module, fast: bool = True, exact: bool = False) -> YCoder:
     ``checkerboard`` the two-pass :class:`~.checkerboard.CheckerboardCoder` (CompressAI's
     ``CheckerboardLatentCodec`` when not ``fast``); for ``serial`` the fast loop when asked and
     the model's structure allows it, else CompressAI's loop."""
-    checkerboard = getattr(model, "context", "serial") == "checkerboard"
     if exact:
-        return ExactCheckerboardCoder(model) if checkerboard else ExactContextCoder(model)
-    if checkerboard:
+        return exact_y_coder(model)
+    if getattr(model, "context", "serial") == "checkerboard":
         return CheckerboardCoder(model) if fast else CompressAICheckerboardCoder(model)
     return ContextCoder(model) if fast and fast_coding_supported(model) else ReferenceCoder(model)
 
