@@ -67,7 +67,7 @@ def test_fixed_layer_is_independent_of_summation_order_and_threads():
     perm = torch.randperm(300)
     reordered = layer.finish(torch.addmm(layer.bias, rows[:, perm], layer.weight[:, perm].t()))
     by_terms = (rows[:, :, None] * layer.weight.t()[None]).flip(1).sum(1) + layer.bias
-    one_by_one = torch.stack([layer(row) for row in rows])  # matrix-vector products
+    one_by_one = torch.cat([layer(row[None]) for row in rows])  # one row at a time
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

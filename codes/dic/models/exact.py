@@ -141,8 +141,8 @@ def _quantize_slope(slope: Optional[float]) -> Optional[float]:
 
 
 class FixedLayer:
-    """A 1×1 layer (a matrix) in fixed point: counts in (n × K rows, or one vector of K) →
-    C_out counts, then the activation. ``weight`` is C_out × K (row-major for ``addmv``)."""
+    """A 1×1 layer (a matrix) in fixed point: n × K counts → n × C_out counts, then the
+    activation. ``weight`` is C_out × K."""
 
     def __init__(self, weight: Tensor, bias: Optional[Tensor], slope: Optional[float]):
         w_q, self.bias, _ = quantize_layer(weight, bias)
@@ -153,10 +153,8 @@ class FixedLayer:
         """Round an accumulator to counts and apply the activation (in place)."""
         return activate(to_counts(acc), self.slope)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        if x.dim() == 1:
-            return self.finish(torch.addmv(self.bias, self.weight, x))
-        return self.finish(torch.addmm(self.bias, x, self.weight.t()))
+    def __call__(self, rows: Tensor) -> Tensor:
+        return self.finish(torch.addmm(self.bias, rows, self.weight.t()))
 
 
 def activate(x: Tensor, slope: Optional[float]) -> Tensor:
@@ -263,7 +261,7 @@ class _EntropyParameters:
         return torch.addmm(self.anchor_bias if anchors else self.bias, hyper_rows, self.first_hyper)
 
     def finish(self, first_acc: Tensor) -> Tuple[Tensor, Tensor]:
-        """(scales, means) in counts from the first layer's complete accumulator (n × E1 or E1)."""
+        """(scales, means) in counts (n × M each) from the first layer's complete accumulator (n × E1)."""
         a = activate(to_counts(first_acc), self.first_slope)
         for layer in self.rest:
             a = layer(a)
