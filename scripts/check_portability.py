@@ -28,7 +28,14 @@ from typing import Dict, List
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "codes"))
+sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip install -e .
+
+import torch  # noqa: E402
+
+from dic.checkpoints import load_model, save_checkpoint  # noqa: E402
+from dic.codec import decode_bytes, encode_image, load_codec_model  # noqa: E402
+from dic.errors import DicError  # noqa: E402
+from dic.models import create_model  # noqa: E402
 
 #: name → (environment variables, torch threads). Vector limits: oneDNN's ISA cap, MKL's
 #: instruction cap and ATen's dispatch level (``default`` is scalar code).
@@ -53,9 +60,6 @@ def test_image(height: int, width: int) -> np.ndarray:
 
 def make_checkpoints(folder: Path) -> List[Path]:
     """The checkpoints every environment codes with, saved with their coding tables."""
-    from dic.checkpoints import load_model, save_checkpoint
-    from dic.models import create_model
-
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in ("demo_joint_l2", "demo_codec_l2"):
@@ -66,8 +70,6 @@ def make_checkpoints(folder: Path) -> List[Path]:
         for model, context in ((serial, "serial"), (twin, "checkerboard")):
             paths.append(folder / f"{serial.name}_{context}.pth")
             save_checkpoint(paths[-1], model)
-    import torch
-
     for context in ("serial", "checkerboard"):
         torch.manual_seed(0)
         paths.append(folder / f"multiscale-decomp_{context}.pth")
@@ -79,8 +81,6 @@ def make_checkpoints(folder: Path) -> List[Path]:
 
 
 def encode(folder: Path, tag: str, checkpoints: List[str], size: tuple) -> None:
-    from dic.codec import encode_image, load_codec_model
-
     image = test_image(*size)
     out = folder / tag
     out.mkdir(parents=True, exist_ok=True)
@@ -92,9 +92,6 @@ def encode(folder: Path, tag: str, checkpoints: List[str], size: tuple) -> None:
 
 
 def decode(folder: Path, tag: str, checkpoints: List[str]) -> None:
-    from dic.codec import decode_bytes, load_codec_model
-    from dic.errors import DicError
-
     models = {Path(c).stem: load_codec_model(c) for c in checkpoints}
     results = {}
     for path in sorted(folder.glob("*/*.dic")):
@@ -164,11 +161,11 @@ def main() -> int:
     args = parser.parse_args()
     size = tuple(int(s) for s in args.size.lower().split("x"))
     if args.worker:
-        import torch
-
         torch.set_num_threads(ENVIRONMENTS[args.tag][1])
-        (encode if args.worker == "encode" else lambda f, t, c, s: decode(f, t, c))(args.out, args.tag,
-                                                                                      args.checkpoints, size)
+        if args.worker == "encode":
+            encode(args.out, args.tag, args.checkpoints, size)
+        else:
+            decode(args.out, args.tag, args.checkpoints)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         summary = check(args.out or Path(tmp), size)

@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -191,6 +192,23 @@ def test_a_checkpoint_without_tables_still_codes_with_a_warning(tmp_path):
         loaded, fingerprint = codec.load_codec_model(path)
     data = codec.encode_image(loaded, np.full((64, 64, 3), 100, np.uint8), fingerprint=fingerprint)
     assert codec.decode_bytes(data, loaded, fingerprint=fingerprint).shape == (64, 64, 3)
+
+
+def test_the_command_line_says_a_checkpoint_has_no_tables_in_one_line(tmp_path, capsys):
+    model = create_model("cheng2020-anchor", N=8)
+    path = tmp_path / "old.pth"
+    torch.save({"format": "dic-checkpoint", "version": 1, "model": model.name, "hparams": model.hparams,
+                "state_dict": model.state_dict()}, path)
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+    assert dic_main(["compress", str(image), str(tmp_path / "a.dic"), "-c", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: checkpoint") and "old.pth stores no entropy-coder tables" in err
+    assert "Traceback" not in err and "UserWarning" not in err
+    assert dic_main(["tables", str(path)]) == 0
+    capsys.readouterr()
+    assert dic_main(["compress", str(image), str(tmp_path / "b.dic"), "-c", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_dic_tables_adds_tables_and_keeps_everything_else(tmp_path, capsys):
