@@ -9,6 +9,7 @@ from .official import model_from_official, split_official
 from .pretrained import load_pretrained
 
 __all__ = [
-    "build_coding_tables", "coding_tables", "has_coding_tables", "load_coding_tables", "is_dic_checkpoint", "load_checkpoint", "load_for_inference", "load_model", "load_pretrained", "load_state_dict_checked",
+    "build_coding_tables", "coding_tables", "has_coding_tables", "is_dic_checkpoint", "load_checkpoint",
+    "load_coding_tables", "load_for_inference", "load_model", "load_pretrained", "load_state_dict_checked",
     "model_from_official", "read_checkpoint_file", "save_checkpoint", "split_official", "weights_fingerprint",
 ]

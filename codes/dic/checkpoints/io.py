@@ -76,7 +76,7 @@ def load_coding_tables(model: nn.Module, tables: Mapping[str, torch.Tensor]) -> 
     """Put ``tables`` (state-dict entries, as :func:`coding_tables` returns) into ``model``'s
     entropy models, replacing their table buffers whatever their size."""
     for name, module in _entropy_models(model):
-        device = module.quantiles.device if isinstance(module, EntropyBottleneck) else module.lower_bound_scale.bound.device
+        device = next(module.buffers()).device
         for buffer in TABLE_BUFFERS:
             if f"{name}.{buffer}" in tables:
                 setattr(module, buffer, tables[f"{name}.{buffer}"].detach().clone().to(device))

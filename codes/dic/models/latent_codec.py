@@ -5,9 +5,12 @@ of CompressAI's ``latent_codecs``): ``z`` with the factorized prior, the hyper-p
 
 :class:`LatentCodec` is what :meth:`dic.models.base.CodecBase.compress` and
 :meth:`~dic.models.base.CodecBase.decompress` call, so encoder and decoder take the same path.
-The serial ``y`` coder is the fast :class:`~dic.models.fast_coding.ContextCoder`, or with
-``fast=False`` CompressAI's own loop (:class:`ReferenceCoder`, kept for comparison); the strings
-are the same. A model with ``context: checkerboard`` uses
+By default (``exact``, ``.dic`` format 3) ``h_s`` and the ``y`` coder run in the fixed point of
+:mod:`dic.models.exact` (serial in wavefronts, or checkerboard), whose probabilities are the
+same on every machine (docs/portability.md). The float path of format 2 remains: the serial
+``y`` coder is the fast :class:`~dic.models.fast_coding.ContextCoder`, or with ``fast=False``
+CompressAI's own loop (:class:`ReferenceCoder`, kept for comparison); the strings are the
+same. A model with ``context: checkerboard`` uses
 :class:`~dic.models.checkerboard.CheckerboardCoder` (or CompressAI's two-pass codec).
 
 Both directions return the integer symbols the rANS coder carries, per latent (``y``:
@@ -17,9 +20,10 @@ reproduced the encoder's latents.
 
 What keeps the two sides in step:
 
-- ``h_s`` runs on the CPU in float32 with one thread in both directions, like the serial loop,
-  so the probabilities the rANS coder uses do not depend on the device or on
-  ``torch.set_num_threads`` (its cost is small: ``h_s`` works at 1/16 of the image size);
+- the exact path computes every probability in fixed point on the CPU, the same on any
+  machine; the float path runs ``h_s`` on the CPU in float32 with one thread in both
+  directions, like its serial loop, so its probabilities do not depend on the device or on
+  ``torch.set_num_threads`` (only on the instruction set and libraries: format 2's limit);
 - the decoder pads every string with zeros (:func:`guard_string`) before CompressAI's rANS
   decoder sees it: that decoder reads its input without bounds checks, so a damaged string
   would otherwise make it read past the end of the buffer (and crash the process once the read
