@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dic.errors import CheckpointError
-from dic.checkpoints import load_checkpoint, load_model
+from dic.checkpoints import has_coding_tables, load_checkpoint, load_model
 from dic.models import create_model, shape_only_model
 from dic.apps.cli import run_convert as run
 from dic.checkpoints.official import convert_state_dict, official_to_ours, ours_to_official, to_official_state_dict
@@ -103,6 +103,7 @@ def test_converted_training_checkpoint_loads_strictly_and_computes_the_same(tmp_
     assert ckpt["hparams"] == {**original.hparams, "quality": 3}
     assert ckpt["state_dict"].keys() == original.state_dict().keys()
     converted = load_model(target).eval()
+    assert has_coding_tables(converted), "dic convert stores the coding tables (portable .dic files)"
     noisy, gt = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         a, b = original(noisy, gt), converted(noisy, gt)
