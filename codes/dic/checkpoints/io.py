@@ -60,16 +60,18 @@ def coding_tables(model: nn.Module) -> Dict[str, torch.Tensor]:
     return tables
 
 
-def build_coding_tables(model: nn.Module, source: str) -> None:
+def build_coding_tables(model: nn.Module, source: str, path: Optional[PathLike] = None) -> None:
     """Give ``model`` coding tables when it has none, computed here, with a warning naming
-    ``source``: files coded with them may not decode on another kind of machine."""
+    ``source`` (and how to store them in ``path``, its checkpoint): files coded with them may
+    not decode on another kind of machine."""
     if has_coding_tables(model):
         return
     load_coding_tables(model, coding_tables(model))
+    fix = f"`dic tables {path}`" if path is not None else "save it with save_checkpoint, which stores them"
     warnings.warn(
         f"{source} stores no entropy-coder tables, so they were computed on this machine: .dic files "
-        "coded with it may not decode on another kind of machine. Store them with the weights: "
-        "`dic tables CHECKPOINT` (docs/portability.md)", stacklevel=2)
+        f"coded with it may not decode on another kind of machine. Store them with the weights: {fix} "
+        "(docs/portability.md)", stacklevel=2)
 
 
 def load_coding_tables(model: nn.Module, tables: Mapping[str, torch.Tensor]) -> None:

@@ -41,5 +41,5 @@ def load_for_inference(path: PathLike, arch: Optional[str] = None, update: bool 
     the CPU here, with a warning (files coded with them may not decode elsewhere)."""
     model = load_model(path, arch=arch, map_location="cpu").eval()
     if update:
-        build_coding_tables(model, f"checkpoint {path}")
+        build_coding_tables(model, f"checkpoint {path}", path)
     return model.to(device)
