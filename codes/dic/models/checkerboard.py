@@ -42,7 +42,8 @@ from .fast_coding import rans_tables, single_thread
 
 __all__ = [
     "CONTEXTS", "CheckerboardCoder", "CheckerboardContext", "CompressAICheckerboardCoder", "anchor_mask",
-    "check_context", "checkerboard_entropy_parameters", "context_model", "join_strings", "split_strings",
+    "anchor_positions", "check_context", "checkerboard_entropy_parameters", "context_model", "gather_taps",
+    "join_strings", "planar", "split_strings",
 ]
 
 #: The values of the models' ``context`` hyper-parameter; the first is the default.
@@ -142,11 +143,6 @@ class CheckerboardCoder:
             self.cdfs, self.cdf_lengths, self.offsets = rans_tables(gc)
 
     # --- the two passes ---------------------------------------------------------------------
-    def _positions(self, H: int, W: int) -> Tuple[Tensor, Tensor]:
-        """Flat raster indexes of the anchors and of the non-anchors."""
-        flat = anchor_mask(H, W).reshape(-1)
-        return torch.nonzero(flat).reshape(-1), torch.nonzero(~flat).reshape(-1)
-
     def _params(self, hyper_rows: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """(scales, means), n×M each, from n rows of hyper-prior features and of context
         (None: zero context, the anchors)."""
@@ -164,13 +160,7 @@ class CheckerboardCoder:
     def _context(self, anchors_hat: Tensor, positions: Tensor, H: int, W: int) -> Tensor:
         """Context features (n×C2) at ``positions`` from the decoded anchors (H×W×M, zero at the
         non-anchors): the masked taps gathered from a zero-padded copy, one matrix product."""
-        p = self.p
-        padded = F.pad(anchors_hat.permute(2, 0, 1), (p, p, p, p)).permute(1, 2, 0).reshape(-1, self.M)
-        h, w = positions // W, positions % W
-        offsets = torch.tensor([i * (W + 2 * p) + j for i, j in self.taps])
-        index = (h * (W + 2 * p) + w)[:, None] + offsets[None, :]  # n×T
-        windows = padded[index.reshape(-1)].reshape(len(positions), len(self.taps) * self.M)
-        return torch.addmm(self.ctx_b, windows, self.ctx_w)
+        return torch.addmm(self.ctx_b, gather_taps(anchors_hat, positions, self.taps, self.p), self.ctx_w)
 
     def _indexes(self, scales: Tensor) -> Tensor:
         """CompressAI's ``build_indexes`` (table entries, all but the last, below the bounded scale)."""
@@ -188,7 +178,7 @@ class CheckerboardCoder:
         with torch.no_grad(), single_thread():
             rows = self._hyper_rows(hyper)
             y_rows = y.detach().to("cpu", torch.float32).permute(1, 2, 0).reshape(H * W, M)
-            anchors, others = self._positions(H, W)
+            anchors, others = anchor_positions(H, W)
             y_hat = torch.zeros(H * W, M)
             symbols = torch.zeros(H * W, M, dtype=torch.int32)
             indexes = []
@@ -203,7 +193,7 @@ class CheckerboardCoder:
             string = RansEncoder().encode_with_indexes(
                 symbols[order].reshape(-1).tolist(), torch.cat(indexes).reshape(-1).tolist(),
                 self.cdfs, self.cdf_lengths, self.offsets)
-        return string, _planar(y_hat, H, W), _planar(symbols, H, W)
+        return string, planar(y_hat, H, W), planar(symbols, H, W)
 
     def decompress(self, string: bytes, hyper: Tensor) -> Tuple[Tensor, Tensor]:
         """``ŷ`` and its integer symbols (M×H×W float32 and int32, on the CPU) decoded from
@@ -213,7 +203,7 @@ class CheckerboardCoder:
         M = self.M
         with torch.no_grad(), single_thread():
             rows = self._hyper_rows(hyper)
-            anchors, others = self._positions(H, W)
+            anchors, others = anchor_positions(H, W)
             y_hat = torch.zeros(H * W, M)
             symbols = torch.zeros(H * W, M, dtype=torch.int32)
             decoder = RansDecoder()
@@ -226,10 +216,28 @@ class CheckerboardCoder:
                 q = torch.tensor(values, dtype=torch.int32).view(len(positions), M)
                 symbols[positions] = q
                 y_hat[positions] = q.to(torch.float32) + means
-        return _planar(y_hat, H, W), _planar(symbols, H, W)
+        return planar(y_hat, H, W), planar(symbols, H, W)
 
 
-def _planar(rows: Tensor, H: int, W: int) -> Tensor:
+def anchor_positions(H: int, W: int) -> Tuple[Tensor, Tensor]:
+    """Flat raster indexes of the anchors and of the non-anchors."""
+    flat = anchor_mask(H, W).reshape(-1)
+    return torch.nonzero(flat).reshape(-1), torch.nonzero(~flat).reshape(-1)
+
+
+def gather_taps(anchors_hat: Tensor, positions: Tensor, taps: Sequence[Tuple[int, int]], p: int) -> Tensor:
+    """The context window of each of ``positions`` (flat raster indexes): the values of the
+    H×W×M ``anchors_hat`` (zero at the non-anchors) at ``taps`` (kernel row, column; the kernel
+    centred with half width ``p``), zero-padded, as n × (T·M) rows ordered (tap, channel)."""
+    H, W, M = anchors_hat.shape
+    padded = F.pad(anchors_hat.permute(2, 0, 1), (p, p, p, p)).permute(1, 2, 0).reshape(-1, M)
+    h, w = positions // W, positions % W
+    offsets = torch.tensor([i * (W + 2 * p) + j for i, j in taps])
+    index = (h * (W + 2 * p) + w)[:, None] + offsets[None, :]  # n×T
+    return padded[index.reshape(-1)].reshape(len(positions), len(taps) * M)
+
+
+def planar(rows: Tensor, H: int, W: int) -> Tensor:
     """(H·W)×M rows as an M×H×W tensor."""
     return rows.view(H, W, -1).permute(2, 0, 1).contiguous()
 
@@ -307,14 +315,14 @@ class CompressAICheckerboardCoder:
         M, H, W = y_hat.shape
         with torch.no_grad(), single_thread():
             rows = ours._hyper_rows(hyper)
-            anchors, others = ours._positions(H, W)
+            anchors, others = anchor_positions(H, W)
             y_rows = y_hat.permute(1, 2, 0).reshape(H * W, M)
             anchors_only = torch.zeros(H * W, M)
             anchors_only[anchors] = y_rows[anchors]
             means = torch.zeros(H * W, M)
             means[anchors] = ours._params(rows[anchors], None)[1]
             means[others] = ours._params(rows[others], ours._context(anchors_only.view(H, W, M), others, H, W))[1]
-        return _planar(torch.round(y_rows - means).to(torch.int32), H, W)
+        return planar(torch.round(y_rows - means).to(torch.int32), H, W)
 
 
 def check_context(value: Any) -> str:

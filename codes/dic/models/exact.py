@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 import torch.nn as nn
@@ -34,7 +34,7 @@ from compressai.layers import CheckerboardMaskedConv2d
 from torch import Tensor
 
 from ..errors import DicError
-from .checkerboard import anchor_mask
+from .checkerboard import anchor_positions, gather_taps, planar
 from .fast_coding import decode_position, entropy_layers, fast_coding_supported, masked_weight, rans_tables
 
 __all__ = [
@@ -255,6 +255,12 @@ class _EntropyParameters:
         # entries below the scales' lower bound count for every scale: as -inf, one search does
         self.edges = edges.masked_fill(edges < bound, -math.inf).contiguous()
 
+    def tap_matrix(self, taps: Sequence[Tuple[int, int]]) -> Tensor:
+        """The context columns of the first layer for the window ``taps`` (kernel row, column):
+        (T·M) × E1, rows ordered (tap, channel) as :func:`~.checkerboard.gather_taps` gives them."""
+        weight = self.context_taps
+        return torch.stack([weight[:, :, i, j] for i, j in taps], 1).reshape(len(weight), -1).t().contiguous()
+
     def hyper_part(self, hyper_rows: Tensor, anchors: bool = False) -> Tensor:
         """The first layer's bias and hyper-prior columns for n rows of counts (n × E1, not
         rounded: the context's share is still to be added, except for ``anchors``)."""
@@ -296,10 +302,9 @@ class ExactContextCoder:
         self.p = self.k // 2
         with torch.no_grad():
             self.ep = _EntropyParameters(model, ctx)
-            taps = self.ep.context_taps
             # the causal window: the p rows above, and the p positions to the left on the row
             self.taps = [(i, j) for i in range(self.p) for j in range(self.k)] + [(self.p, j) for j in range(self.p)]
-            self.tap_w = torch.stack([taps[:, :, i, j] for i, j in self.taps], 1).reshape(len(taps), -1).t().contiguous()
+            self.tap_w = self.ep.tap_matrix(self.taps)
 
     def _wavefronts(self, H: int, W: int) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
         """Per wavefront: the flat raster indexes of its positions, the flat buffer rows of
@@ -319,8 +324,8 @@ class ExactContextCoder:
         return self.ep.finish(torch.addmm(hyper_part[flat], context, self.tap_w))
 
     def _buffers(self, hyper: Tensor) -> Tuple[Tensor, Tensor, int, int]:
-        P, H, W = hyper.shape
-        hyper_part = self.ep.hyper_part(hyper.permute(1, 2, 0).reshape(H * W, P))
+        _, H, W = hyper.shape
+        hyper_part = self.ep.hyper_part(_rows(hyper))
         return hyper_part, torch.zeros((H + self.p) * (W + 2 * self.p), self.M, **F64), H, W
 
     def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor, Tensor]:
@@ -342,7 +347,7 @@ class ExactContextCoder:
             string = RansEncoder().encode_with_indexes(
                 symbols[torch.cat(order)].reshape(-1).tolist(), torch.cat(indexes).reshape(-1).tolist(),
                 self.ep.cdfs, self.ep.cdf_lengths, self.ep.offsets)
-        return string, self._values(y_hat, H, W), _planar(symbols, H, W)
+        return string, self._values(y_hat, H, W), planar(symbols, H, W)
 
     def decompress(self, string: bytes, hyper: Tensor) -> Tuple[Tensor, Tensor]:
         """``ŷ`` and its symbols (M×H×W float32 and int32) decoded from a guarded ``string``
@@ -359,7 +364,7 @@ class ExactContextCoder:
                                     ep.offsets).view(len(flat), self.M)
                 y_hat[slots] = _placed(q, means)
                 symbols[flat] = q
-        return self._values(y_hat, H, W), _planar(symbols, H, W)
+        return self._values(y_hat, H, W), planar(symbols, H, W)
 
     def _values(self, y_hat: Tensor, H: int, W: int) -> Tensor:
         """The buffer's interior (counts) as ``ŷ``: M×H×W float32."""
@@ -383,25 +388,13 @@ class ExactCheckerboardCoder:
             self.k, self.M = ctx.kernel_size[0], ctx.in_channels
             self.p = self.k // 2
             self.taps = [(int(i), int(j)) for i, j in torch.nonzero(ctx.mask[0, 0].cpu())]
-            self.tap_w = torch.stack([self.ep.context_taps[:, :, i, j] for i, j in self.taps], 1).reshape(
-                len(self.ep.context_taps), -1).t().contiguous()  # (T·M) × E1, rows (tap, channel)
-
-    def _context_part(self, anchors_hat: Tensor, positions: Tensor, H: int, W: int) -> Tensor:
-        """The first layer's context share (n × E1, not rounded) at ``positions`` from the
-        decoded anchors (H×W×M counts, zero elsewhere): the taps gathered, one product."""
-        p = self.p
-        padded = F.pad(anchors_hat.permute(2, 0, 1), (p, p, p, p)).permute(1, 2, 0).reshape(-1, self.M)
-        h, w = positions // W, positions % W
-        offsets = torch.tensor([i * (W + 2 * p) + j for i, j in self.taps])
-        index = (h * (W + 2 * p) + w)[:, None] + offsets[None, :]
-        windows = padded[index.reshape(-1)].reshape(len(positions), len(self.taps) * self.M)
-        return windows @ self.tap_w
+            self.tap_w = self.ep.tap_matrix(self.taps)
 
     def _passes(self, H: int, W: int) -> Iterator[Tuple[Tensor, bool]]:
         """``(positions, is_anchor_pass)``: the anchors' flat raster indexes, then the others'."""
-        flat = anchor_mask(H, W).reshape(-1)
-        yield torch.nonzero(flat).reshape(-1), True
-        yield torch.nonzero(~flat).reshape(-1), False
+        anchors, others = anchor_positions(H, W)
+        yield anchors, True
+        yield others, False
 
     def _params(self, rows: Tensor, y_hat: Tensor, positions: Tensor, anchors: bool, H: int, W: int
                 ) -> Tuple[Tensor, Tensor]:
@@ -409,7 +402,7 @@ class ExactCheckerboardCoder:
         plus the context of the decoded anchors in ``y_hat`` for the others."""
         acc = self.ep.hyper_part(rows[positions], anchors)
         if not anchors:
-            acc += self._context_part(y_hat.view(H, W, -1), positions, H, W)
+            acc += gather_taps(y_hat.view(H, W, -1), positions, self.taps, self.p) @ self.tap_w
         return self.ep.finish(acc)
 
     def compress(self, y: Tensor, hyper: Tensor) -> Tuple[bytes, Tensor, Tensor]:
@@ -431,7 +424,7 @@ class ExactCheckerboardCoder:
             string = RansEncoder().encode_with_indexes(
                 symbols[torch.cat(order)].reshape(-1).tolist(), torch.cat(indexes).reshape(-1).tolist(),
                 self.ep.cdfs, self.ep.cdf_lengths, self.ep.offsets)
-        return string, _planar(y_hat / COUNT, H, W).float(), _planar(symbols, H, W)
+        return string, planar(y_hat / COUNT, H, W).float(), planar(symbols, H, W)
 
     def decompress(self, string: bytes, hyper: Tensor) -> Tuple[Tensor, Tensor]:
         """``ŷ`` and its symbols decoded from a guarded ``string`` given ``hyper`` in counts."""
@@ -450,7 +443,7 @@ class ExactCheckerboardCoder:
                 q = torch.tensor(values, dtype=torch.int32).view(len(positions), M)
                 symbols[positions] = q
                 y_hat[positions] = _placed(q, means)
-        return _planar(y_hat / COUNT, H, W).float(), _planar(symbols, H, W)
+        return planar(y_hat / COUNT, H, W).float(), planar(symbols, H, W)
 
 
 def _placed(symbols: Tensor, means: Tensor) -> Tensor:
@@ -462,10 +455,6 @@ def _placed(symbols: Tensor, means: Tensor) -> Tensor:
 def _rows(hyper: Tensor) -> Tensor:
     P, H, W = hyper.shape
     return hyper.permute(1, 2, 0).reshape(H * W, P).contiguous()
-
-
-def _planar(rows: Tensor, H: int, W: int) -> Tensor:
-    return rows.view(H, W, -1).permute(2, 0, 1).contiguous()
 
 
 def exact_y_coder(model: nn.Module):
