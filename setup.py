@@ -34,8 +34,8 @@ setup(
     entry_points={
         "console_scripts": [
             "dic=dic.apps.cli:main",
-            "dic-train=dic.apps.train:main",
-            "dic-test=dic.apps.evaluate:main",
+            "dic-train=dic.apps.train.loop:main",
+            "dic-test=dic.apps.evaluate.runner:main",
         ]
     },
 )

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "codes"))
 
-from dic.apps.train import main  # noqa: E402
+from dic.apps.train.loop import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "codes"))  # runs from a checkout without pip inst
 
 import torch  # noqa: E402
 
-from dic.apps.evaluate import evaluate  # noqa: E402
+from dic.apps.evaluate.runner import evaluate  # noqa: E402
 from dic.apps.evaluate.envelope import ENVELOPE_METHOD, GridCoder, evaluate_grid, run_config  # noqa: E402
 from dic.apps.evaluate.reports import read_csv  # noqa: E402
 from dic.apps.evaluate.runner import build_test_sets  # noqa: E402

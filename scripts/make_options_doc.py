@@ -10,7 +10,8 @@ from dic.config import describe  # noqa: E402
 HEADER = """# Option keys
 
 Every key an option file may hold, with its type and default (`null`: none). Generated from
-`dic.config.options.SCHEMA` by `python scripts/make_options_doc.py`; a test keeps it in step.
+the schema (`dic.config.schema`) and the models' constructors by
+`python scripts/make_options_doc.py`; a test keeps it in step.
 
 - Relative paths resolve against `path.root`; by default that is the project root, the folder
   holding the `conf/` folder the option file sits in (else the option file's own folder).
@@ -19,31 +20,19 @@ Every key an option file may hold, with its type and default (`null`: none). Gen
   (values are read as YAML).
 - Keys under `network` other than those listed are the model's hyper-parameters (`N`,
   `num_layers`, ...): see *Model hyper-parameters* below and `dic list models`.
+- Nothing is ignored: a key the schema, the model or the data set does not take is an error
+  naming the file (or `--set`) and the key. A `datasets` key marked *(data sets: ...)* is taken
+  only by those data sets; `level` on `sidd` or `folder`, for instance, is refused.
 - Outputs: `experiments/<name>/` (options.yml, train.log, checkpoints/, val_samples/),
   `tb_logger/<name>/`, `results/<name>/`, all under `path.root`.
 
 """
 
 
-def model_table() -> str:
-    """The hyper-parameters each registered model accepts under `network`, with defaults."""
-    from dic.models import model_hparams
-    from dic.models import MODELS
-
-    rows = ["## Model hyper-parameters", "",
-            "Keys under `network` beyond the table above, per model (null: chosen from `quality`).", "",
-            "| model | key | default |", "|---|---|---|"]
-    for name in MODELS.names():
-        for key, default in model_hparams(name).items():
-            if key != "quality":
-                rows.append(f"| `{name}` | `network.{key}` | `{'null' if default is None else default}` |")
-    return "\n".join(rows) + "\n"
-
-
 def main() -> None:
     out = Path(__file__).resolve().parents[1] / "docs" / "options.md"
     tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(HEADER + describe() + "\n" + model_table())
+    tmp.write_text(HEADER + describe())
     os.replace(tmp, out)
     print(f"wrote {out}")
 

@@ -29,6 +29,9 @@ LIBRARY_DEPENDS = {
 #: Function-level imports allowed: heavy or optional third-party modules, loaded on demand.
 LAZY_ALLOWED = ("bm3d", "matplotlib", "scipy", "skimage", "torch.utils.tensorboard", "compressai.zoo",
                 "torch._subclasses", "resource")
+#: Application components whose choice lists the option schema reads (LOSS_CAP_MODES, SCHEMES,
+#: PROTOCOLS...): defined once, where they are used. They import no config and no other app module.
+CONFIG_READS = {"dic.apps.train.step", "dic.apps.train.schedule", "dic.apps.evaluate.protocol"}
 MAX_APP_LINES = 350
 OPTION_KEY = re.compile(r"(?<![\w.])(network|datasets|train|test|path|logger)\.([a-z_]+|$)")
 
@@ -98,11 +101,31 @@ def test_layers_import_downwards_only():
             if not name.startswith("dic.") or top(name) == top(module):
                 continue
             here, there = layer_of(module), layer_of(name)
+            if here == "config" and name in CONFIG_READS:
+                continue
             if order.index(there) > order.index(here):
                 bad.append(f"{path.relative_to(PACKAGE)}:{line} ({here}) imports {name} ({there})")
             elif here == there == "library" and top(name) not in LIBRARY_DEPENDS[top(module)]:
                 bad.append(f"{path.relative_to(PACKAGE)}:{line}: {top(module)} may not import {top(name)}")
     assert not bad, "imports against the layering of docs/architecture.md:\n" + "\n".join(bad)
+
+
+def test_components_the_schema_reads_import_no_config_and_no_app():
+    for module in CONFIG_READS:
+        path = PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        for name, _, line in imports(module, path):
+            assert not name.startswith(("dic.config", "dic.apps")), f"{module}:{line} imports {name}"
+    for package in ("dic.apps", "dic.apps.train", "dic.apps.evaluate"):  # importing them loads nothing
+        path = PACKAGE.joinpath(*package.split(".")[1:], "__init__.py")
+        assert not [n for n, _, _ in imports(package, path) if n.startswith("dic")], package
+
+
+def test_the_library_has_no_command_line():
+    """Parsers belong to the applications: no module below ``apps`` imports argparse (the fuzz
+    campaign, which had one, is test tooling in tests/fuzzing/)."""
+    bad = [f"{path.relative_to(PACKAGE)}:{line}" for module, path in modules() if layer_of(module) != "apps"
+           for name, _, line in imports(module, path) if name == "argparse"]
+    assert not bad, "argparse imported by library modules: " + ", ".join(bad)
 
 
 def test_no_import_cycle_between_modules():

@@ -201,7 +201,7 @@ def test_context_option_and_training_step():
     network = {"model": "cheng2020-anchor", "N": 16, "context": "checkerboard"}
     model = build_model(network, "x.yml")
     assert model.context == "checkerboard" and model.hparams["context"] == "checkerboard"
-    assert "context" not in build_model({"model": "cheng2020-anchor", "N": 16}, "x.yml").hparams  # serial: as before
+    assert build_model({"model": "cheng2020-anchor", "N": 16}, "x.yml").hparams["context"] == "serial"
     with pytest.raises(OptionError, match=r"x.yml: network.context: expected one of serial, checkerboard, got 'raster'"):
         build_model({**network, "context": "raster"}, "x.yml")
     # it trains: the rate term back-propagates through both passes into the context model

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from dic.config.build import build_dataset, expand_levels
-from dic.config.options import DATASET
+from dic.config.schema import DATASET
 from dic.data import create_dataset, list_images, read_image, write_image
 from dic.data.io import image_size, to_tensor
 from dic.data.noise import LEVELS, add_noise

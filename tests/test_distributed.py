@@ -40,7 +40,7 @@ WRAPPER = textwrap.dedent('''
         tempfile.mkstemp = (lambda real: lambda *a, **k: (writes.append(f"mkstemp {k.get('dir')}")
                             if str(k.get("dir", "")).startswith(run_root) else None) or real(*a, **k))(tempfile.mkstemp)
 
-    from dic.apps.train import fit
+    from dic.apps.train.loop import fit
     from dic.checkpoints import coding_tables, load_coding_tables, weights_fingerprint
     from dic.config import load_options
     from dic.data.samplers import SeededItems

@@ -1,4 +1,4 @@
-"""The decoder under a seeded mutation campaign (dic.codec.fuzz): at least 500 mutated files of
+"""The decoder under a seeded mutation campaign (tests/fuzzing/): at least 500 mutated files of
 three classes — whole-file damage, rANS strings damaged with consistent CRCs, crafted headers
 with valid CRCs — each must end in a DicError with a message or in the original image: no
 other exception, no signal, no hang, no wrong image. And the isolation that makes a crash or
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from dic.codec import fuzz
-from dic.codec.mutations import CLASSES, cases
+from fuzzing import campaign as fuzz
+from fuzzing.mutations import CLASSES, cases
 
 CASES = 2000
 

@@ -9,7 +9,7 @@ import yaml
 from dic.errors import OptionError
 from dic.config.build import build_model, model_kwargs
 from dic.config import describe, load_options, check_data_roots, save_options, validate_section
-from dic.config.options import NETWORK
+from dic.config.schema import NETWORK
 from dic.models import model_hparams
 from dic.models import MODELS
 
@@ -347,7 +347,7 @@ def test_build_model_from_a_bare_section():
     """build_model checks a section it is handed against the schema and names the key of any
     value the model refuses (here an unknown hyper-parameter the loader would have caught)."""
     model = build_model({"model": "multiscale-decomp", "N": 16}, "x.yml")
-    assert model.hparams == {"quality": None, "N": 16}
+    assert model.hparams == {"quality": None, "N": 16, "context": "serial"}
     with pytest.raises(OptionError, match=r"^x\.yml: network\.num_layer: unknown hyper-parameter for model "
                                           r"'snr-decomp' \(did you mean 'num_layers'\?\)"):
         build_model({"model": "snr-decomp", "num_layer": 2}, "x.yml")
@@ -377,3 +377,65 @@ def test_empty_level_list_is_named(tmp_path):
     raw = yaml.safe_load(OFFICIAL_TEST.format(root=tmp_path))
     raw["datasets"]["kodak_level1"]["level"] = []
     assert "bad.yml: datasets.kodak_level1.level: an empty list" in error_of(tmp_path, raw, is_train=False)
+
+
+# ------------------------------------------------------------------ no option is ignored
+@pytest.mark.parametrize("name,key,value", [
+    ("sidd", "level", [1, 3]),  # would give two identical reports labelled as two noise levels
+    ("folder", "level", 2),
+    ("sidd", "use_hflip", True),
+    ("synthetic", "crops_per_image", 10),
+])
+def test_a_key_the_data_set_does_not_take_is_an_error(tmp_path, name, key, value):
+    raw = yaml.safe_load(OFFICIAL_TEST.format(root=tmp_path))
+    raw["datasets"]["kodak_level1"].update({"name": name, "level": None, key: value})
+    message = error_of(tmp_path, raw, is_train=False)
+    assert f"bad.yml: datasets.kodak_level1.{key}: the '{name}' data set does not take this key" in message
+    assert "it takes: " in message and "max_images" in message
+
+
+def test_a_training_set_refuses_keys_of_another_kind(tmp_path):
+    raw = official(tmp_path)
+    raw["datasets"]["train"]["crops_per_image"] = 30  # SIDD's, not the synthetic set's
+    assert "datasets.train.crops_per_image: the 'synthetic' data set does not take" in error_of(tmp_path, raw)
+
+
+def test_keys_the_data_set_takes_and_phase_wide_keys_are_kept(tmp_path):
+    raw = yaml.safe_load(OFFICIAL_TEST.format(root=tmp_path))
+    raw["datasets"]["sidd"] = {"root": "data/sidd.json", "name": "sidd", "patch_size": 128, "max_images": 3,
+                               "batch_size": 1, "n_workers": 0, "use_shuffle": False, "estimation": True,
+                               "level": None}  # null: not set
+    opt = load_options(write(tmp_path, yaml.safe_dump(raw)), is_train=False)
+    assert opt.datasets.sidd.patch_size == 128 and opt.datasets.sidd.max_images == 3
+
+
+def test_set_errors_name_set_not_the_file(tmp_path):
+    path = write(tmp_path, OFFICIAL_TRAIN)
+    with pytest.raises(OptionError) as info:
+        load_options(path, ["datasets.train.crops_per_image=5"])
+    assert str(info.value).startswith("--set datasets.train.crops_per_image: the 'synthetic' data set does not take")
+    with pytest.raises(OptionError, match=r"^--set network\.quality: got 9"):
+        load_options(path, ["network.quality=9"])
+    with pytest.raises(OptionError, match=r"^--set train\.epoch\.vale: unknown key"):
+        load_options(path, ["train.epoch.vale=3"])
+    raw = official(tmp_path)
+    raw["network"]["quality"] = 9
+    with pytest.raises(OptionError, match=r"bad\.yml: network\.quality: got 9"):  # the file's own error
+        error_of(tmp_path, raw) and load_options(tmp_path / "bad.yml")
+
+
+def test_a_bare_data_set_section_is_checked_too():
+    with pytest.raises(OptionError, match="datasets.test.level: the 'folder' data set does not take"):
+        validate_section({"root": "x", "name": "folder", "level": 1}, "datasets.test", "x.yml")
+
+
+def test_saved_options_hold_only_the_keys_each_data_set_takes(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TRAIN))
+    save_options(opt, tmp_path / "saved.yml")
+    saved = yaml.safe_load((tmp_path / "saved.yml").read_text())
+    assert "crops_per_image" not in saved["datasets"]["train"] and "use_hflip" in saved["datasets"]["train"]
+
+
+def test_every_shipped_option_file_loads():
+    for path in sorted((REPO / "conf").rglob("*.yml")):
+        load_options(path, is_train=path.parent.name == "train")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pytorch_msssim import ms_ssim
 
 from .errors import ArgumentError
-from .metrics import _pad_for_msssim, bpp_from_likelihoods
+from .metrics import bpp_from_likelihoods, pad_for_msssim
 from .registry import Registry
 
 LOSSES = Registry("loss")
@@ -62,7 +62,7 @@ class MSSSIMLoss(nn.Module):
     """
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        prediction, target = _pad_for_msssim(prediction), _pad_for_msssim(target)
+        prediction, target = pad_for_msssim(prediction), pad_for_msssim(target)
         return 1.0 - ms_ssim(prediction, target, data_range=1.0, size_average=True)
 
 
@@ -101,7 +101,10 @@ class RateDistortionLoss(nn.Module):
         lmbda: λ; :func:`default_lambda` gives the standard one for a quality level.
         feature_loss: the guidance loss ``ℓ`` by registry name (``l1``, ``l2``); None: no guidance.
         lambda_fea: λ_fea.
-        alpha_metric, alpha_fea: the official releases' extra factors α and α_fea.
+        alpha_metric, alpha_fea: extra factors α and α_fea on the distortion and guidance
+            terms, our own (default 1: no effect). Not the papers': the releases' option files
+            have keys of these names, but their criterion never reads them, so the paper
+            files leave them out (docs/reproducing.md).
     """
 
     def __init__(

@@ -22,11 +22,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
 def ms_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
     """MS-SSIM of two B×3×H×W images. Images under 161 px a side fall back to fewer scales'
     worth of padding by reflect-padding, since pytorch_msssim needs 160+ px."""
-    a, b = _pad_for_msssim(a.float()), _pad_for_msssim(b.float())
+    a, b = pad_for_msssim(a.float()), pad_for_msssim(b.float())
     return _ms_ssim(a, b, data_range=data_range, size_average=True).item()
 
 
-def _pad_for_msssim(x: torch.Tensor, minimum: int = 161) -> torch.Tensor:
+def pad_for_msssim(x: torch.Tensor, minimum: int = 161) -> torch.Tensor:
+    """``x`` padded (replicate, bottom and right) to at least ``minimum`` pixels a side: MS-SSIM's
+    five scales with an 11-pixel window need 161; smaller images keep their own pixels."""
     h, w = x.shape[-2:]
     ph, pw = max(0, minimum - h), max(0, minimum - w)
     if ph == 0 and pw == 0:

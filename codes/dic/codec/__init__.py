@@ -1,6 +1,6 @@
 """The ``.dic`` file: its byte format (:mod:`.format`) and header checks (:mod:`.header`), the
-coding API (:mod:`.api`), the search for a file's weights (:mod:`.search`), and the mutation
-campaign that tests the decoder (:mod:`.fuzz` with :mod:`.mutations`, imported on demand).
+coding API (:mod:`.api`) and the search for a file's weights (:mod:`.search`). The fuzz
+campaign that tests the decoder is test tooling (``tests/fuzzing/``).
 
 ``dic compress`` / ``dic decompress`` (the command line over folders) live in
 :mod:`dic.apps.codec_cmd`; this package knows no command line."""

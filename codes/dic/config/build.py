@@ -22,7 +22,8 @@ from ..errors import ArgumentError, CheckpointError, DicError, OptionError
 from ..logger import get_logger
 from ..losses import LAMBDAS, RateDistortionLoss, default_lambda
 from ..models import create_model
-from .options import NETWORK_FIXED, Options, validate_section
+from .options import Options, validate_section
+from .schema import NETWORK_FIXED
 
 #: Loss arguments → the ``network`` keys that feed them.
 CRITERION_KEYS = {

@@ -16,11 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from .io import atomic_write_text, image_size, list_images, read_image, write_image
-
-#: The repository root (``codes/dic/data/prepare.py`` → three folders up); script defaults are
-#: relative to it, so the scripts behave the same from any working directory.
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from .io import atomic_write_text, image_size, list_images, write_image
 
 Log = Callable[[str], None]
 

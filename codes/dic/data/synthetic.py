@@ -3,9 +3,10 @@
 - ``synthetic`` in ``train`` mode: a random ``patch_size`` crop (flipped, rotated and
   recoloured at random when ``use_hflip`` / ``use_rot`` / ``channel_shuffle`` / ``channel_gain``
   say so) and fresh noise parameters from the training distribution (the papers', or the
-  ``noise_log10_*`` ranges; or the fixed ``level``), all drawn from torch's global RNG.
-  DataLoader workers seed it from the global seed, so a run is reproducible given
-  ``manual_seed``.
+  ``noise_log10_*`` ranges; or the fixed ``level``), all drawn from torch's global RNG. The
+  training loader asks for items through :class:`dic.data.samplers.SeededItems`, which seeds
+  that RNG per item from (run seed, epoch, position): an item is the same for any number of
+  workers or processes and after a resume.
 - ``synthetic`` in ``val`` mode: the centre ``patch_size`` crop, level ``i % 4 + 1`` for image
   ``i`` (or the fixed ``level``), noise from a generator seeded with ``i``.
 - ``synthetic-test`` (in any mode) and ``synthetic`` in ``test`` mode: the whole image at ``level``

@@ -20,7 +20,7 @@ from compressai.models import Cheng2020Anchor
 from torch import Tensor
 
 from ..errors import ArgumentError, BitstreamError, DataError
-from .checkerboard import CONTEXTS, check_context, checkerboard_entropy_parameters, context_model
+from .checkerboard import CONTEXTS, Context, check_context, checkerboard_entropy_parameters, context_model
 from .latent_codec import LatentCodec
 
 PAD_MULTIPLE = 64
@@ -105,10 +105,16 @@ class CodecBase(Cheng2020Anchor):
     """Cheng2020-anchor whose latent ``y`` comes from :meth:`encode`. Any H×W is accepted:
     inputs are padded to ``pad_multiple`` (replicate border) and outputs cropped back.
 
-    ``context``: ``serial`` (Cheng2020-anchor's raster-order 5×5 masked context model, the
-    papers') or ``checkerboard`` (the two-pass model of He et al., :mod:`.checkerboard`,
-    docs/models.md §5). It is recorded in :attr:`hparams` only when it is not ``serial``, so
-    the files and checkpoints of serial models are what they were before the option existed."""
+    Args:
+        quality: quality level 1–6; sets N when N is not given (128 for 1–3, 192 for 4–6;
+            6 when neither is given) and, in training, the default λ.
+        N: channel width of the transforms and the entropy model.
+        context: the entropy model's spatial context: ``serial`` (Cheng2020-anchor's
+            raster-order 5×5 masked convolution, the papers') or ``checkerboard`` (two passes,
+            He et al., docs/models.md §5).
+
+    Registered subclasses record their constructor arguments in :attr:`hparams`
+    (:func:`.registry.register_model`)."""
 
     name = ""
     pad_multiple = PAD_MULTIPLE
@@ -117,7 +123,7 @@ class CodecBase(Cheng2020Anchor):
     # CompressAI's own (_compress_ar/_decompress_ar; CheckerboardLatentCodec).
     fast_coding = True
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = CONTEXTS[0]):
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: Context = CONTEXTS[0]):
         quality, N = resolve_width(quality, N)
         context = check_context(context)
         super().__init__(N=N)
@@ -241,7 +247,7 @@ class JointCodecBase(CodecBase):
     and ``g_a_block2`` (1/16), a feature denoiser after each on the noisy path, and a guidance
     path pushing the clean image through the same two stages without denoisers (docs/models.md §2)."""
 
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = CONTEXTS[0]):
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: Context = CONTEXTS[0]):
         super().__init__(quality, N, context)
         layers = list(self.g_a)  # CompressAI's seven layers, split as the official release does
         self.g_a_block1 = nn.Sequential(*layers[:3])

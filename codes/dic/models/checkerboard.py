@@ -27,7 +27,7 @@ Three pieces, which compute the same thing:
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Literal, Optional, Sequence, Tuple, get_args
 
 import torch
 import torch.nn as nn
@@ -41,13 +41,15 @@ from ..errors import ArgumentError, BitstreamError, CheckpointError, DicError
 from .fast_coding import rans_tables, single_thread
 
 __all__ = [
-    "CONTEXTS", "CheckerboardCoder", "CheckerboardContext", "CompressAICheckerboardCoder", "anchor_mask",
+    "CONTEXTS", "Context", "CheckerboardCoder", "CheckerboardContext", "CompressAICheckerboardCoder", "anchor_mask",
     "anchor_positions", "check_context", "checkerboard_entropy_parameters", "context_model", "gather_taps",
     "join_strings", "planar", "split_strings",
 ]
 
 #: The values of the models' ``context`` hyper-parameter; the first is the default.
-CONTEXTS = ("serial", "checkerboard")
+#: The entropy model's spatial context, a model hyper-parameter: its annotation and allowed values.
+Context = Literal["serial", "checkerboard"]
+CONTEXTS: Tuple[str, ...] = get_args(Context)
 
 
 def anchor_mask(height: int, width: int, device: Any = None) -> Tensor:

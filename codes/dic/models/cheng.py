@@ -6,6 +6,7 @@ from typing import Dict, Optional
 
 from torch import Tensor
 
+from .checkerboard import Context
 from .registry import register_model
 from .base import CodecBase
 
@@ -16,9 +17,7 @@ class Cheng2020AnchorCodec(CodecBase):
     state dict is CompressAI's, so CompressAI checkpoints load as they are (into the default
     ``context: serial``; ``checkerboard`` is the two-pass variant, docs/models.md §5)."""
 
-    name = "cheng2020-anchor"
-
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = "serial"):
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: Context = "serial"):
         super().__init__(quality, N, context)
 
     def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:

@@ -7,6 +7,7 @@ from typing import Optional
 from compressai.layers import AttentionBlock
 from torch import Tensor
 
+from .checkerboard import Context
 from .registry import register_model
 from .base import JointCodecBase
 
@@ -17,9 +18,7 @@ class MultiscaleDecomp(JointCodecBase):
     module names are the official release's. ``context``: ``serial`` (the paper's) or
     ``checkerboard`` (docs/models.md §5)."""
 
-    name = "multiscale-decomp"
-
-    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: str = "serial"):
+    def __init__(self, quality: Optional[int] = None, N: Optional[int] = None, context: Context = "serial"):
         super().__init__(quality, N, context)
         self.denoise_module_1 = AttentionBlock(self.N)
         self.denoise_module_2 = AttentionBlock(self.N)

@@ -1,5 +1,4 @@
-"""Evaluation: ``python test.py -opt conf/test/x.yml``, ``dic-test`` or ``dic test``; the
-sequential baselines; rate–distortion reports, plots and BD-rate."""
-from .runner import add_arguments, evaluate, main, run
-
-__all__ = ["add_arguments", "evaluate", "main", "run"]
+"""Evaluation: ``python test.py -opt conf/test/x.yml``, ``dic-test`` or ``dic test``
+(:func:`.runner.main`); the sequential baselines; rate–distortion reports, plots and BD-rate.
+The package imports nothing, so ``dic bdrate`` / ``dic plot`` load :mod:`.rd` without torch and
+the option schema can read :data:`.protocol.PROTOCOLS`."""

@@ -23,8 +23,8 @@ import struct
 import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .format import pack, pack_raw, read_header, unpack
-from .header import FORMAT_VERSION, Header, padding_for
+from dic.codec.format import pack, pack_raw, read_header, unpack
+from dic.codec.header import FORMAT_VERSION, Header, padding_for
 
 CLASSES = ("file", "strings", "headers")
 Case = Tuple[str, str, bytes]  # class, kind, file bytes

@@ -7,28 +7,27 @@ The subject is a tiny ``snr-decomp`` (N=16) made with a fixed seed and saved as 
 a folder of the caller's (no download). Cases are decoded in worker processes, each decoding
 many cases; a worker that dies or overruns the per-case timeout is counted as a crash for that
 case and restarted. ``tests/test_fuzz_codec.py`` runs a short campaign in the suite and
-``scripts/fuzz_codec.py`` a long one."""
+``scripts/fuzz_codec.py`` a long one. Test tooling, not the library: it lives beside the tests."""
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from ..checkpoints import save_checkpoint
-from ..errors import DicError
-from ..models import create_model
-from .api import decode_bytes, encode_image, load_codec_model
+from dic.checkpoints import save_checkpoint
+from dic.codec.api import decode_bytes, encode_image, load_codec_model
+from dic.errors import DicError
+from dic.models import create_model
+
 from .mutations import CLASSES, cases
 
 TINY = dict(N=16, num_layers=1, num_heads=2, head_dim=8, token_patch=4, local_blocks=[1, 1], nonlocal_blocks=1)
@@ -210,26 +209,3 @@ def table(report: Report) -> str:
     totals = [report.total(o) for o in OUTCOMES]
     lines.append(f"| **all** | {sum(totals)} | " + " | ".join(str(t) for t in totals) + " |")
     return "\n".join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``scripts/fuzz_codec.py``: run a campaign, print the table (and examples of any bad
-    outcome); exit code 1 when a case decoded to a wrong image or crashed."""
-    parser = argparse.ArgumentParser(description="Fuzz the .dic decoder with seeded mutated files.")
-    parser.add_argument("--cases", type=int, default=10000, help="number of mutated files (default 10000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a case may take before it counts as a hang")
-    parser.add_argument("--workdir", type=Path, default=None, help="folder for the subject checkpoint (default: a temporary one)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = args.workdir or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        report = run_campaign(args.cases, folder, args.seed, args.workers, args.timeout, progress=500)
-    print(table(report))
-    print(f"\n{sum(map(sum, (r.values() for r in report.counts.values())))} cases in {report.seconds:.0f} s, "
-          f"seed {args.seed}, {args.workers} worker(s), {report.restarts} worker restart(s)")
-    for (klass, outcome), found in sorted(report.examples.items()):
-        if outcome in ("wrong", "crash"):
-            print(f"\n{TITLES[klass]} — {outcome}:\n  " + "\n  ".join(found))
-    return 1 if report.total("wrong") or report.total("crash") else 0
