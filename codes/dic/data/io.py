@@ -4,10 +4,16 @@ Reading uses OpenCV with ``IMREAD_UNCHANGED`` so 16-bit PNGs keep their precisio
 rounded to 8 bits here (Pillow would clip them), and EXIF orientation is ignored, as the official
 releases' Pillow loader did, which also keeps decoded sizes equal to the header sizes
 ``imagesize`` reports.
+
+Every image becomes 8-bit RGB: a grey image is repeated into three equal channels (so it is
+coded, and decoded, as an RGB image whose channels are equal), an alpha channel is dropped
+(``read_image(..., warn_alpha=True)`` says so with an :class:`AlphaDroppedWarning`: ``dic
+compress`` asks for it), and 16-bit samples are rounded to 8 bits.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import List, Tuple, Union
 
@@ -23,6 +29,10 @@ PathLike = Union[str, os.PathLike]
 
 #: File name endings treated as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class AlphaDroppedWarning(UserWarning):
+    """An image had an alpha (transparency) channel, which reading it as RGB dropped."""
 
 
 def is_image_file(path: PathLike) -> bool:
@@ -72,9 +82,16 @@ def _to_rgb8(image: np.ndarray, path: PathLike) -> np.ndarray:
     raise DataError(f"image {path} has {channels} channels; expected 1 to 4")
 
 
-def read_image(path: PathLike) -> np.ndarray:
+def has_alpha(image: np.ndarray) -> bool:
+    """Whether OpenCV's decoded array carries an alpha channel (grey + alpha, or BGRA)."""
+    return image.ndim == 3 and image.shape[2] in (2, 4)
+
+
+def read_image(path: PathLike, *, warn_alpha: bool = False) -> np.ndarray:
     """Decode an image file as an H×W×3 uint8 RGB array. Grey, RGBA, palette and 16-bit images are
-    converted; a missing or undecodable file raises :class:`DataError` naming it."""
+    converted (module docstring); a missing or undecodable file raises :class:`DataError`
+    naming it. With ``warn_alpha``, dropping an alpha channel issues an
+    :class:`AlphaDroppedWarning` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist")
@@ -82,6 +99,9 @@ def read_image(path: PathLike) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise DataError(f"cannot decode image {path}: the file is empty, truncated or not an image")
+    if warn_alpha and has_alpha(image):
+        warnings.warn(AlphaDroppedWarning(f"{path} has an alpha (transparency) channel, which is dropped: "
+                                          "dic codes RGB"), stacklevel=2)
     return _to_rgb8(image, path)
 
 
