@@ -36,6 +36,7 @@ from dic.checkpoints import load_model, save_checkpoint  # noqa: E402
 from dic.codec import decode_bytes, encode_image, load_codec_model  # noqa: E402
 from dic.errors import DicError  # noqa: E402
 from dic.models import create_model  # noqa: E402
+from dic.models.checkerboard import CONTEXTS  # noqa: E402
 
 #: name → (environment variables, torch threads). Vector limits: oneDNN's ISA cap, MKL's
 #: instruction cap and ATen's dispatch level (``default`` is scalar code).
@@ -70,7 +71,7 @@ def make_checkpoints(folder: Path) -> List[Path]:
         for model, context in ((serial, "serial"), (twin, "checkerboard")):
             paths.append(folder / f"{serial.name}_{context}.pth")
             save_checkpoint(paths[-1], model)
-    for context in ("serial", "checkerboard"):
+    for context in CONTEXTS:
         torch.manual_seed(0)
         paths.append(folder / f"multiscale-decomp_{context}.pth")
         save_checkpoint(paths[-1], create_model("multiscale-decomp", N=16, context=context))

@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from ...models import apply_context_masks, create_model
 from ...models.base import pad_to_multiple
+from ...models.checkerboard import CONTEXTS
 from .timing import summary, time_interleaved
 
 CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard", "compressai-checkerboard")
@@ -37,7 +38,6 @@ PATH_CONTEXT = {"exact": "serial", "ours": "serial", "compressai": "serial", "ex
 PATH_OURS = {"exact": True, "ours": True, "compressai": False, "exact-checkerboard": True, "checkerboard": True,
              "compressai-checkerboard": False}
 PATH_EXACT = {p: p.startswith("exact") for p in CODING_PATHS}
-CONTEXTS = ("serial", "checkerboard")
 #: Pairs whose latents are compared: (ours, CompressAI's) for each context.
 PAIRS = {"serial": ("ours", "compressai"), "checkerboard": ("checkerboard", "compressai-checkerboard")}
 
