@@ -11,7 +11,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import compressai
 import numpy as np
@@ -257,29 +257,47 @@ def decode_bytes(data: bytes, model: Optional[nn.Module] = None, checkpoint: Opt
     ``max_pixels`` (default: :func:`.header.max_image_pixels`) are refused before decoding.
     Warnings (:func:`decode_warnings`) go through :mod:`warnings`.
     """
+    return decode_with_header(data, model, checkpoint, fingerprint=fingerprint, arch=arch, device=device,
+                              name=name, max_pixels=max_pixels, checkpoint_dirs=checkpoint_dirs,
+                              beside=beside)[0]
+
+
+def decode_with_header(data: bytes, model: Optional[nn.Module] = None, checkpoint: Optional[PathLike] = None, *,
+                       fingerprint: Optional[str] = None, arch: Optional[str] = None, device: Device = "cpu",
+                       name: str = "data", max_pixels: Optional[int] = None,
+                       checkpoint_dirs: Sequence[PathLike] = (), beside: Optional[PathLike] = None,
+                       cache: Optional[Dict[str, Loaded]] = None,
+                       on_load: Optional[Callable[[Path], None]] = None) -> Tuple[np.ndarray, Header]:
+    """:func:`decode_bytes` (the one decoding path: ``dic decompress`` calls it too), also
+    returning the file's header. ``cache`` (path → loaded model) keeps checkpoints loaded
+    across calls, as a folder of files needs; ``on_load(path)`` is called before a checkpoint
+    is read, so a command can say what it is loading."""
     header, strings = unpack(data, name, max_pixels)
     model, fingerprint, source = load_for_header(
         header, name, model=model, fingerprint=fingerprint, checkpoint=checkpoint, arch=arch,
-        device=device, checkpoint_dirs=checkpoint_dirs, beside=beside,
+        device=device, checkpoint_dirs=checkpoint_dirs, beside=beside, cache=cache, on_load=on_load,
     )
     check_model(header, model, fingerprint, name, source)
     for note in decode_warnings(header, model, name):
-        warnings.warn(note, stacklevel=2)
-    return decode_strings(model, header, strings, name)
+        warnings.warn(note, stacklevel=3)
+    return decode_strings(model, header, strings, name), header
 
 
 def load_for_header(header: Header, name: str = "data", *, model: Optional[nn.Module] = None,
                     fingerprint: Optional[str] = None, checkpoint: Optional[PathLike] = None,
                     arch: Optional[str] = None, device: Device = "cpu", checkpoint_dirs: Sequence[PathLike] = (),
                     beside: Optional[PathLike] = None, cache: Optional[Dict[str, Loaded]] = None,
-                    ) -> Tuple[nn.Module, str, str]:
+                    on_load: Optional[Callable[[Path], None]] = None) -> Tuple[nn.Module, str, str]:
     """The model to decode ``header``'s file with, its fingerprint and a description of where
-    it came from: ``model`` when given, else ``checkpoint``, else the search."""
+    it came from: ``model`` when given, else ``checkpoint``, else the search (``on_load(path)``
+    before each checkpoint it reads)."""
     if model is not None:
         return model, fingerprint or weights_fingerprint(model), "the given model"
     cache = {} if cache is None else cache
 
     def load(path: Path) -> Loaded:
+        if on_load is not None:
+            on_load(path)
         return load_codec_model(path, arch, device)
 
     if checkpoint is None:
