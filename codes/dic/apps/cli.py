@@ -1,42 +1,73 @@
 """The ``dic`` command: one subcommand per job. Each application module exposes
 ``add_arguments(parser)`` and ``run(args) -> int``; this module holds the table and the small
-commands of its own (``list``, ``convert``). User errors print one line and exit 2."""
+commands of its own (``list``, ``convert``, ``tables``). User errors print one line and exit 2,
+Ctrl-C prints one line and exits 130.
+
+Start-up is fast because nothing heavy is imported here: the table names each command's module
+by its dotted path, and only the module of the command being run is imported (and only its
+parser is built), so ``dic --help``, ``dic list``, ``dic bdrate`` and ``dic plot`` never import
+torch (docs/cli.md measures it)."""
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
-from ..checkpoints import has_coding_tables, load_checkpoint, load_model, read_checkpoint_file, save_checkpoint
-from ..checkpoints.io import RESERVED_KEYS
-from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM, model_from_official, split_official
-from ..data import DATASETS
-from ..losses import LOSSES
-from ..models import MODELS, count_parameters
-from . import bench, codec_cmd, evaluate, train
-from .evaluate import rd
-from .runtime import guarded
+from .runtime import guarded, interrupted
+
+PACKAGE = Path(__file__).resolve().parents[1]  # codes/dic
+
+#: Where each registry's entries are registered, and the decorator that registers them: read
+#: without importing (importing the models means importing torch), checked against the
+#: registries themselves by tests/test_cli_safety.py.
+REGISTRY_SOURCES = {
+    "models": ("models/*.py", "register_model"),
+    "datasets": ("data/*.py", "register_dataset"),
+    "losses": ("losses.py", "register_loss"),
+}
+
+
+def registered_names(what: str) -> List[str]:
+    """The names registered in ``what`` (models, datasets, losses), read from the decorators in
+    the package's source, so listing them imports no torch."""
+    pattern, decorator = REGISTRY_SOURCES[what]
+    names = set()
+    for path in sorted(PACKAGE.glob(pattern)):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == decorator
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                names.add(node.args[0].value)
+    return sorted(names)
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("models", "datasets", "losses"), help="which registry")
+    parser.add_argument("what", choices=tuple(REGISTRY_SOURCES), help="which registry")
     parser.add_argument("--params", action="store_true",
-                        help="models: also print parameter counts at N=192 (quality 6)")
+                        help="models: also print parameter counts at N=192 (quality 6; builds each model)")
 
 
 def run_list(args: argparse.Namespace) -> int:
-    registry = {"models": MODELS, "datasets": DATASETS, "losses": LOSSES}[args.what]
-    for name in registry.names():
-        if args.params and args.what == "models":
-            print(f"{name:24s} {count_parameters(name, quality=6):>14,d}")
-        else:
-            print(name)
+    """Print the registered names; with ``--params`` build each model to count its parameters."""
+    names = registered_names(args.what)
+    if not (args.params and args.what == "models"):
+        print("\n".join(names))
+        return 0
+    print("building each model to count its parameters (imports torch)", file=sys.stderr)
+    from ..models import count_parameters
+
+    for name in names:
+        print(f"{name:24s} {count_parameters(name, quality=6):>14,d}")
     return 0
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``dic convert`` and ``scripts/convert_official.py``."""
+    from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM
+
     parser.add_argument("input", metavar="IN", help="official training or evaluation checkpoint")
     parser.add_argument("output", metavar="OUT", help="where to write the converted dic checkpoint")
     parser.add_argument("--arch", choices=ARCHS, default=None,
@@ -49,6 +80,9 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert ``args.input`` to our checkpoint format at ``args.output``."""
+    from ..checkpoints import read_checkpoint_file, save_checkpoint
+    from ..checkpoints.official import model_from_official, split_official
+
     source = f"checkpoint {args.input}"
     obj = read_checkpoint_file(args.input)
     _, info = split_official(obj, source)
@@ -69,6 +103,10 @@ def add_tables_arguments(parser: argparse.ArgumentParser) -> None:
 def run_tables(args: argparse.Namespace) -> int:
     """Store the entropy-coder tables in a checkpoint that lacks them (CompressAI's
     ``update_model``, for our files): what it codes then decodes on every machine."""
+    print(f"loading checkpoint {args.input}", file=sys.stderr)
+    from ..checkpoints import has_coding_tables, load_checkpoint, load_model, save_checkpoint
+    from ..checkpoints.io import RESERVED_KEYS
+
     raw = load_checkpoint(args.input)
     model = load_model(args.input)
     if has_coding_tables(model) and not args.force:
@@ -81,36 +119,74 @@ def run_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-Command = Tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: the module that implements it (imported only when it runs), the names of
+    its ``add_arguments`` and ``run`` functions there, and its one-line help."""
+
+    module: str
+    add: str
+    run: str
+    help: str
+
+    def function(self, name: str) -> Callable:
+        return getattr(importlib.import_module(self.module), name)
+
+
 SUBCOMMANDS: Dict[str, Command] = {
-    "list": (add_list_arguments, run_list, "list registered models, data sets or losses"),
-    "train": (train.add_arguments, train.run, "train a model from an option file"),
-    "test": (evaluate.add_arguments, evaluate.run, "evaluate checkpoints from an option file"),
-    "convert": (add_convert_arguments, run_convert, "convert an official checkpoint to ours"),
-    "tables": (add_tables_arguments, run_tables, "store the entropy-coder tables in a checkpoint (portable files)"),
-    "compress": (codec_cmd.add_compress_arguments, codec_cmd.run_compress, "compress images to .dic files"),
-    "decompress": (codec_cmd.add_decompress_arguments, codec_cmd.run_decompress, "decompress .dic files to PNG"),
-    "plot": (rd.add_plot_arguments, rd.run_plot, "plot rate-distortion curves of reports"),
-    "bdrate": (rd.add_bdrate_arguments, rd.run_bdrate, "BD-rate and BD-PSNR between two reports"),
-    "bench": (bench.add_arguments, bench.run, "measure coding and training speed against CompressAI"),
+    "list": Command(__name__, "add_list_arguments", "run_list", "list registered models, data sets or losses"),
+    "train": Command("dic.apps.train.loop", "add_arguments", "run", "train a model from an option file"),
+    "test": Command("dic.apps.evaluate.runner", "add_arguments", "run", "evaluate checkpoints from an option file"),
+    "convert": Command(__name__, "add_convert_arguments", "run_convert", "convert an official checkpoint to ours"),
+    "tables": Command(__name__, "add_tables_arguments", "run_tables",
+                      "store the entropy-coder tables in a checkpoint (portable files)"),
+    "compress": Command("dic.apps.codec_cmd", "add_compress_arguments", "run_compress",
+                        "compress images to .dic files"),
+    "decompress": Command("dic.apps.codec_cmd", "add_decompress_arguments", "run_decompress",
+                          "decompress .dic files to PNG"),
+    "plot": Command("dic.apps.evaluate.rd", "add_plot_arguments", "run_plot",
+                    "plot rate-distortion curves of reports"),
+    "bdrate": Command("dic.apps.evaluate.rd", "add_bdrate_arguments", "run_bdrate",
+                      "BD-rate and BD-PSNR between two reports"),
+    "bench": Command("dic.apps.bench.runner", "add_arguments", "run",
+                     "measure coding and training speed against CompressAI"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dic`` parser with every subcommand."""
+def _chosen(argv: List[str]) -> Optional[str]:
+    """The subcommand ``argv`` names: its first word that is not an option (the top-level
+    parser has no option that takes a value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    """The ``dic`` parser. Every subcommand is listed, but only the one ``argv`` names gets its
+    arguments (importing its module); without ``argv``, all of them do (imports everything)."""
     parser = argparse.ArgumentParser(prog="dic", description="Joint denoising and compression of noisy photographs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (add, run, help_text) in SUBCOMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        add(command)
-        command.set_defaults(run=run)
+    chosen = _chosen(argv) if argv is not None else None
+    for name, command in SUBCOMMANDS.items():
+        subparser = sub.add_parser(name, help=command.help, description=command.help)
+        if argv is None or name == chosen:
+            command.function(command.add)(subparser)
+        subparser.set_defaults(command_entry=command)
     return parser
 
 
+def _parse_and_run(argv: List[str]) -> int:
+    args = build_parser(argv).parse_args(argv)
+    command: Command = args.command_entry
+    return command.function(command.run)(args)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of ``dic``."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return guarded(args.run, args)
+    """Entry point of ``dic``: 0 on success, 2 on a user error (one ``error:`` line), 130 when
+    interrupted (one line, whenever Ctrl-C comes, the imports of the command included)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return guarded(_parse_and_run, argv)
+    except KeyboardInterrupt:  # between the handler's lines
+        return interrupted()
 
 
 if __name__ == "__main__":
