@@ -32,6 +32,7 @@ from ...data.io import to_tensor, to_uint8
 from ...errors import DicError
 from .baselines import decode_classical, encode_classical, estimate_noise_sigma, nlm_strength
 from .coders import Coded, Coder, EntryInfo
+from .rd import upper_envelope
 from .reports import MethodResult, write_json, write_outputs
 from .runner import TestSet, run_coder
 
@@ -108,25 +109,7 @@ class GridCoder(Coder):
 
 
 # ------------------------------------------------------------------------------------------
-# The frontier
-def upper_envelope(rates: Sequence[float], qualities: Sequence[float]) -> List[int]:
-    """Indices of the monotone upper frontier of the points (rate, quality), by rising rate:
-    a point is kept when its quality is strictly above that of every point of lower or equal
-    rate (of equal rates only the best counts)."""
-    rates = np.asarray(rates, dtype=np.float64)
-    qualities = np.asarray(qualities, dtype=np.float64)
-    if rates.shape != qualities.shape or rates.ndim != 1:
-        raise DicError(f"upper_envelope: {rates.shape} rates against {qualities.shape} qualities")
-    order = np.lexsort((-qualities, rates))  # by rate, best quality first among equal rates
-    kept: List[int] = []
-    best = -np.inf
-    for i in order:
-        if qualities[i] > best and (not kept or rates[i] > rates[kept[-1]]):
-            kept.append(int(i))
-            best = qualities[i]
-    return kept
-
-
+# The frontier (:func:`.rd.upper_envelope`, one function for the demo and ``dic bdrate --frontier``)
 def envelope_report(grid: Mapping[str, Any], codecs: Sequence[str], name: str) -> Dict[str, Any]:
     """The envelope of the grid report's raw points of ``codecs``, in the report layout (every
     ``results`` list restricted to the frontier), with the raw points in ``raw``."""

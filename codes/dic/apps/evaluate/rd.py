@@ -3,10 +3,15 @@
 Reports are JSON files in CompressAI's ``eval_model`` layout (``name``, ``description``,
 ``results`` with one list entry per quality), as written by ``dic test`` and the baselines.
 
-``dic plot A.json B.json -o rd.png [--metric psnr|ms-ssim|ms-ssim-db]`` draws the curves;
+``dic plot A.json B.json -o rd.png [--metric psnr|ms-ssim|ms-ssim-db]`` draws the curves, one
+label per run (the report's name, then its ``run``, data set or file where names repeat);
 ``dic bdrate A.json B.json`` prints the BD-rate (%) and BD-PSNR (dB) of B against A. The deltas
 use piecewise cubic Hermite interpolation (PCHIP) of each curve, the variant of the common
-reference implementations, integrated exactly over the overlapping interval.
+reference implementations, integrated exactly over the overlapping interval. They need curves
+whose quality rises with rate; ``--frontier`` computes them on each curve's monotone frontier
+(:func:`upper_envelope`, the demo's too) instead of refusing a curve with dominated points.
+
+Neither command imports torch (``dic --help`` speed; docs/cli.md).
 
 Figures measured under different test protocols (``pad``, ``crop``, ``official``: README
 "Evaluation") are not comparable, so ``dic bdrate`` refuses such a pair unless told
@@ -24,11 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 from ...errors import DicError
-from ...fileio import atomic_output
-from ...metrics import ms_ssim_db
+from ...fileio import atomic_output, why_unwritable
 
 METRICS = ("psnr", "ms-ssim", "ms-ssim-db")
 DEFAULT_PROTOCOL = "pad"  # what reports without a 'protocol' field were measured with
@@ -73,6 +76,8 @@ def curve(report: ReportLike, metric: str = "psnr") -> Tuple[np.ndarray, np.ndar
     if metric in results:
         values = results[metric]
     elif metric == "ms-ssim-db" and "ms-ssim" in results:
+        from ...metrics import ms_ssim_db  # imports torch: only for reports without the dB values
+
         values = [ms_ssim_db(v) for v in results["ms-ssim"]]
     else:
         raise DicError(f"{source}: results have no '{metric}' list (the data set may have no "
@@ -89,6 +94,8 @@ def curve(report: ReportLike, metric: str = "psnr") -> Tuple[np.ndarray, np.ndar
 # Bjøntegaard deltas
 def _pchip_mean(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
     """Mean of the PCHIP interpolant of (x, y) over [lo, hi]."""
+    from scipy.interpolate import PchipInterpolator  # a third of a second: only when computing
+
     order = np.argsort(x)
     x, y = x[order], y[order]
     return float(PchipInterpolator(x, y).integrate(lo, hi)) / (hi - lo)
@@ -111,6 +118,31 @@ def _check_curve(rate: Sequence[float], dist: Sequence[float], which: str) -> Tu
         raise DicError(f"curve {which}: quality must rise strictly with rate for a Bjøntegaard delta, "
                        f"got bpp {np.round(rate, 4).tolist()} → {np.round(dist, 3).tolist()}")
     return rate, dist
+
+
+def upper_envelope(rates: Sequence[float], qualities: Sequence[float]) -> List[int]:
+    """Indices of the monotone upper frontier of the points (rate, quality), by rising rate:
+    a point is kept when its quality is strictly above that of every point of lower or equal
+    rate (of equal rates only the best counts). Along it rate and quality both rise strictly,
+    as Bjøntegaard deltas need; the demo's classical envelope and its deltas use it too."""
+    rates = np.asarray(rates, dtype=np.float64)
+    qualities = np.asarray(qualities, dtype=np.float64)
+    if rates.shape != qualities.shape or rates.ndim != 1:
+        raise DicError(f"upper_envelope: {rates.shape} rates against {qualities.shape} qualities")
+    order = np.lexsort((-qualities, rates))  # by rate, best quality first among equal rates
+    kept: List[int] = []
+    best = -np.inf
+    for i in order:
+        if qualities[i] > best and (not kept or rates[i] > rates[kept[-1]]):
+            kept.append(int(i))
+            best = qualities[i]
+    return kept
+
+
+def frontier(rate: np.ndarray, dist: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The points of a curve on its monotone frontier (:func:`upper_envelope`), by rate."""
+    kept = upper_envelope(rate, dist)
+    return np.asarray(rate)[kept], np.asarray(dist)[kept]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, axis: str) -> Tuple[float, float]:
@@ -167,16 +199,22 @@ def check_protocols(a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
 
 
 def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr",
-               allow_mixed_protocols: bool = False) -> Dict[str, float]:
+               allow_mixed_protocols: bool = False, use_frontier: bool = False) -> Dict[str, Any]:
     """BD-rate (%) and BD-<metric> of report ``b`` against report ``a``; reports of different
-    test protocols only with ``allow_mixed_protocols``."""
+    test protocols only with ``allow_mixed_protocols``. With ``use_frontier`` each curve is
+    first cut to its monotone frontier; ``dropped`` then counts the points left out of A and B."""
     a, b = _as_report(a), _as_report(b)
     if not allow_mixed_protocols:
         check_protocols(a, b)
     ra, da = curve(a, metric)
     rb, db = curve(b, metric)
+    dropped = (0, 0)
+    if use_frontier:
+        (fa, ga), (fb, gb) = frontier(ra, da), frontier(rb, db)
+        dropped = (ra.size - fa.size, rb.size - fb.size)
+        (ra, da), (rb, db) = (fa, ga), (fb, gb)
     try:
-        return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db)}
+        return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db), "dropped": dropped}
     except DicError as e:
         names = (r.get("_source", r.get("name", "?")) for r in (a, b))
         raise DicError("{} (A = {}, B = {}, {})".format(e, *names, metric)) from None
@@ -184,18 +222,35 @@ def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr",
 
 # ------------------------------------------------------------------------------------------
 # Plots
-def _label(report: Mapping[str, Any], names: List[str]) -> str:
-    name = str(report.get("name", "report"))
-    if names.count(name) > 1:  # same model on several data sets: tell the curves apart
-        extra = report.get("dataset") or Path(report.get("_source", "")).stem
-        return f"{name} ({extra})" if extra else name
-    return name
+#: What tells two reports of the same name apart, in order: the run that wrote them, their
+#: data set, their file.
+LABEL_KEYS = ("run", "dataset", "_source")
+
+
+def curve_labels(reports: Sequence[Mapping[str, Any]]) -> List[str]:
+    """One legend label per report: its name, with, where names repeat, the first of
+    :data:`LABEL_KEYS` whose values differ among those reports (``name (run)``)."""
+    names = [str(r.get("name", "report")) for r in reports]
+    labels = list(names)
+    for name in set(names):
+        group = [i for i, n in enumerate(names) if n == name]
+        if len(group) < 2:
+            continue
+        for key in LABEL_KEYS:
+            values = [str(reports[i].get(key, "")) for i in group]
+            if all(values) and len(set(values)) == len(values):
+                for i, value in zip(group, values):
+                    labels[i] = f"{name} ({value})"
+                break
+    return labels
 
 
 def plot_reports(reports: Sequence[ReportLike], output: Optional[Union[str, os.PathLike]] = None,
-                 metric: str = "psnr", title: Optional[str] = None, ax=None):
+                 metric: str = "psnr", title: Optional[str] = None, ax=None,
+                 labels: Optional[Sequence[str]] = None):
     """Draw one rate–distortion curve per report on ``ax`` (a new figure if None); with ``output``
-    the figure is written atomically (format from the extension). Returns the axes."""
+    the figure is written atomically (format from the extension). Curves are labelled
+    ``labels`` or by :func:`curve_labels`. Returns the axes."""
     import matplotlib  # heavy, needed by plots only
 
     matplotlib.use("Agg")
@@ -207,12 +262,13 @@ def plot_reports(reports: Sequence[ReportLike], output: Optional[Union[str, os.P
     own_figure = ax is None
     if own_figure:
         fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    names = [str(r.get("name", "report")) for r in loaded]
-    for report in loaded:
+    if labels is not None and len(labels) != len(loaded):
+        raise DicError(f"{len(labels)} labels for {len(loaded)} reports; give one label per report")
+    for report, label in zip(loaded, labels if labels is not None else curve_labels(loaded)):
         rate, dist = curve(report, metric)
         single = rate.size == 1  # one checkpoint: a point, drawn large enough to see
         ax.plot(rate, dist, marker="*" if single else "o", markersize=12 if single else 4,
-                linestyle="none" if single else "-", label=_label(report, names))
+                linestyle="none" if single else "-", label=label)
     ax.set_xlabel("bpp")
     ax.set_ylabel(AXIS_LABELS[metric])
     ax.grid(True, alpha=0.3)
@@ -246,10 +302,16 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="rd.png", help="image to write (default: rd.png)")
     parser.add_argument("--metric", choices=METRICS, default="psnr", help="quality axis (default: psnr)")
     parser.add_argument("--title", default=None, help="figure title")
+    parser.add_argument("--labels", nargs="+", default=None, metavar="LABEL",
+                        help="legend labels, one per report (default: each report's name, with its run where "
+                             "names repeat)")
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    plot_reports(args.reports, args.output, metric=args.metric, title=args.title)
+    reason = why_unwritable(args.output)
+    if reason is not None:  # before matplotlib is imported and the reports are read
+        raise DicError(f"cannot write {args.output}: {reason}")
+    plot_reports(args.reports, args.output, metric=args.metric, title=args.title, labels=args.labels)
     print(f"wrote {Path(args.output).resolve()}")
     return 0
 
@@ -262,6 +324,9 @@ def add_bdrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-mixed-protocols", action="store_true",
                         help="compare reports measured under different test protocols (pad, crop, official); "
                              "a report without a protocol field counts as pad")
+    parser.add_argument("--frontier", action="store_true",
+                        help="compute the deltas on each curve's monotone frontier (points another beats at a "
+                             "lower rate left out, as the demo does) instead of refusing such curves")
 
 
 def run_bdrate(args: argparse.Namespace) -> int:
@@ -270,11 +335,19 @@ def run_bdrate(args: argparse.Namespace) -> int:
     label = "BD-PSNR" if args.metric == "psnr" else f"BD-{args.metric.upper()}"
     for path in args.tests:
         test = load_report(path)
-        d = bd_between(anchor, test, args.metric, allow_mixed_protocols=args.allow_mixed_protocols)
+        d = bd_between(anchor, test, args.metric, allow_mixed_protocols=args.allow_mixed_protocols,
+                       use_frontier=args.frontier)
         (pa, _), (pt, _) = report_protocol(anchor), report_protocol(test)
         if pa != pt:
             print(f"warning: {test['_source']} ({pt}) and {anchor['_source']} ({pa}) were measured "
                   "under different test protocols", file=sys.stderr)
         print(f"{test['name']} against {anchor['name']}: BD-rate {d['bd_rate']:+.2f} %, "
-              f"{label} {d['bd_metric']:+.3f}{(' ' + unit) if unit else ''}")
+              f"{label} {d['bd_metric']:+.3f}{(' ' + unit) if unit else ''}{_dropped_note(d['dropped'])}")
     return 0
+
+
+def _dropped_note(dropped: Tuple[int, int]) -> str:
+    """`` (frontier: 1 point of A, 2 of B left out)`` when ``--frontier`` dropped points."""
+    if not any(dropped):
+        return ""
+    return f" (frontier: {dropped[0]} point(s) of A, {dropped[1]} of B left out)"
