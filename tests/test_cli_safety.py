@@ -182,6 +182,26 @@ def test_an_interrupt_while_coding_a_folder_leaves_whole_files_only(tmp_path, ca
     assert dic.codec.read_header((out / "0.dic").read_bytes()).width == 48
 
 
+@pytest.mark.parametrize("command, target", [
+    ("list", "dic.apps.cli.registered_names"),
+    ("bdrate", "dic.apps.evaluate.rd.load_report"),
+    ("plot", "dic.apps.evaluate.rd.plot_reports"),
+    ("import", "importlib.import_module"),  # Ctrl-C while the command's module is imported
+])
+def test_ctrl_c_in_any_command_is_one_line_and_130(tmp_path, capsys, monkeypatch, command, target):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, interrupt)
+    report = str(_report(tmp_path / "a.json", "a"))
+    argv = {"list": ["list", "models"], "bdrate": ["bdrate", report, report],
+            "plot": ["plot", report, "-o", str(tmp_path / "rd.png")], "import": ["bdrate", report, report]}[command]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted") and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
 def _run_cli(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "dic.apps.cli", *map(str, args)], stdout=subprocess.PIPE,

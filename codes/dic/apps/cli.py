@@ -80,6 +80,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Convert ``args.input`` to our checkpoint format at ``args.output``."""
+    print(f"loading checkpoint {args.input}", file=sys.stderr)
     from ..checkpoints import read_checkpoint_file, save_checkpoint
     from ..checkpoints.official import model_from_official, split_official
 
