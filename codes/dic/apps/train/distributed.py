@@ -112,6 +112,16 @@ def any_rank(flag: Any, device: torch.device) -> Any:
     return bool(t.item())
 
 
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest of every rank's ``value``, on every rank (one small all-reduce; none when
+    alone): e.g. the number of a stop signal that reached only some of the processes."""
+    if not is_initialized() or get_world_size() == 1:
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def seed_everything(seed: int, rank: int = 0) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU) with ``seed + rank``: ranks draw
     different quantisation noise, and a run is reproducible for a given seed and world size."""

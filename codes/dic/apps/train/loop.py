@@ -19,6 +19,16 @@ never stopped (same seed, same number of processes):
 - the checkpoint holds the weights, both optimizers, both schedulers, the GradScaler, the
   counters, the best loss and every rank's Python / NumPy / torch / CUDA generator states.
 
+Stopping. Ctrl-C (SIGINT) or SIGTERM does not kill the run: the step under way finishes, then
+``latest.pth`` is written as a periodic checkpoint would be (weights, optimizers, schedulers,
+counters, every rank's generators), the log says where, and the process exits with 130
+(SIGINT) or 143 (SIGTERM) — 128 + the signal's number, the status a shell reports for a process
+the signal ended, so torchrun's agent and job schedulers (SLURM, Kubernetes) see a run that did
+not finish, not a success. With ``path.resume: auto`` the same command continues from it,
+exactly. A second Ctrl-C quits at once, without saving. Under torchrun, which passes a signal
+on to every worker, the ranks agree on stopping at each step boundary (one small all-reduce per
+step), so all stop after the same step and rank 0 alone writes.
+
 Distributed (``torchrun``): one process per GPU (nccl) or per CPU slot (gloo); the batch is
 split across ranks; only rank 0 validates, logs and writes files; a step whose loss is bad on
 any rank is capped on all of them (docs/options.md, ``train.loss_cap_mode``).
@@ -26,8 +36,11 @@ any rank is capped on all of them (docs/options.md, ``train.loss_cap_mode``).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import threading
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -56,8 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the options and train."""
-    fit(load_options(args.opt, args.set, is_train=True))
+    """Load the options and train; a run stopped by a signal exits with 128 + its number."""
+    try:
+        fit(load_options(args.opt, args.set, is_train=True))
+    except Interrupted as stop:
+        return stop.exit_code
     return 0
 
 
@@ -71,14 +87,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 # ============================================================================================
 # The loop
 def fit(opt: Options) -> nn.Module:
-    """Train as ``opt`` says (resuming if it asks to); returns the trained, unwrapped model."""
+    """Train as ``opt`` says (resuming if it asks to); returns the trained, unwrapped model.
+    SIGINT / SIGTERM save a resumable checkpoint, then raise :class:`Interrupted`."""
     run = setup(opt)
     state = run.state
     bar = tqdm(total=run.total_steps, initial=min(state.step, run.total_steps), disable=not run.info.is_main,
                desc=opt.name, unit="step", dynamic_ncols=True, mininterval=1.0)
+    stop = 0  # the number of the signal that stops the run, the same on every rank
     try:
-        with logging_redirect_tqdm(loggers=[run.logger]):
-            while not run.finished():
+        with logging_redirect_tqdm(loggers=[run.logger]), StopSignals(run.info.is_main) as signals:
+            while not run.finished() and not stop:
                 for gt, noisy in epoch_batches(run):  # the rest of the current epoch
                     result = train_step(run, gt, noisy)
                     state.step += 1
@@ -92,12 +110,17 @@ def fit(opt: Options) -> nn.Module:
                         end_of_period(run, state.step)
                     if run.finished():
                         break
+                    stop = dist.max_over_ranks(signals.received, run.device)
+                    if stop:
+                        break
                 if state.batch_in_epoch >= run.data.steps_per_epoch:  # the epoch ran to its end
                     state.epoch += 1
                     state.batch_in_epoch = 0
                     if run.mode == "epoch":
                         step_time(run.optim.scheduler, run.optim.aux_scheduler)
                         end_of_period(run, state.epoch)
+            if stop:
+                raise Interrupted(stop, save_on_stop(run, stop))
             run.logger.info(f"training done: step {state.step}, epoch {state.epoch}, {state.capped_steps} "
                             f"step(s) capped ({run.stepper.loss_cap_mode}), best validation rd_loss "
                             f"{state.best_loss:.4f}; checkpoints in {opt.path.checkpoints}")
@@ -227,4 +250,63 @@ def save_checkpoints(run: Run, counter: int, numbered: bool, best: bool) -> None
         write_checkpoints(Path(run.opt.path.checkpoints), copies, run.model, run.state, run.optim, rng,
                           run.info.world_size)
         run.logger.info(f"checkpoint: {', '.join(['latest.pth'] + copies)} at {run.mode} {counter}")
+    run.saved_step = run.state.step
     dist.barrier()
+
+
+# ============================================================================================
+# Stopping on a signal
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by a signal after writing ``checkpoint``; :attr:`exit_code` is 128 + the
+    signal's number (130 for SIGINT, 143 for SIGTERM). A KeyboardInterrupt, so that code which
+    lets Ctrl-C through lets this through too."""
+
+    def __init__(self, signum: int, checkpoint: Path):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint {checkpoint}")
+        self.signum, self.checkpoint = signum, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """While active (main thread only), SIGINT and SIGTERM record their number in
+    :attr:`received` instead of stopping the process: the loop stops at the next step boundary
+    and saves first. A second SIGINT raises KeyboardInterrupt at once (no checkpoint)."""
+
+    def __init__(self, announce: bool):
+        self.announce, self.received = announce, 0
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not self.received and self.announce:  # os.write: a signal handler must not take the logging locks
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                        "(Ctrl-C again: quit without saving)\n".encode())
+        self.received = self.received or signum
+
+
+def save_on_stop(run: Run, signum: int) -> Path:
+    """Write ``latest.pth`` at the current step (unless it was written there already) and log
+    where it is and how to resume; its path."""
+    if run.saved_step != run.state.step:
+        save_checkpoints(run, run.state.step if run.mode == "step" else run.state.epoch, numbered=False, best=False)
+    path = Path(run.opt.path.checkpoints) / "latest.pth"
+    path_opt = run.opt.path
+    again = ("run the same command to resume" if path_opt.resume == "auto" and not path_opt.checkpoint
+             else f"resume with --set path.resume={path}" + (" path.checkpoint=null" if path_opt.checkpoint else ""))
+    if run.info.is_main:
+        run.logger.warning(f"{signal.Signals(signum).name}: stopped at step {run.state.step} of {run.total_steps}; "
+                           f"checkpoint {path}; {again}")
+    return path

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import logging.handlers
 import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -63,6 +64,7 @@ class Run:
     window: Dict[str, torch.Tensor] = field(default_factory=dict)  # loss sums since the last log line
     window_steps: Any = 0  # uncapped steps in them (a device tensor under train.sync_free_cap)
     pending_capped: Any = None  # sync_free_cap: capped steps not yet counted (a device tensor)
+    saved_step: int = -1  # the step latest.pth was last written at
 
     @property
     def mode(self) -> str:
@@ -83,34 +85,101 @@ class Run:
 
 
 def setup(opt: Options) -> Run:
-    """Processes, device, folders, logging, data, model, optimizers, schedulers; resume."""
+    """Processes, device, data, model, optimisation and the resumed state, then (rank 0) the
+    run's folders, its log and TensorBoard. Everything that can refuse the options is built
+    before anything is written: a refused run creates no folder and archives no old one."""
     info = dist.env_info()
     logger = setup_logger(None, info.rank)
     device = device_from_gpu_ids(opt.gpu_ids, info.local_rank if info.distributed else None)
     info = dist.init_distributed(device)
+    early = hold_records(logger)
     try:
         check_data_roots(opt)
         seed = dist.broadcast_object(opt.manual_seed if opt.manual_seed is not None else random.randint(1, 10**6))
         resume = dist.broadcast_object(resume_path(opt) if info.is_main else None)
-        if info.is_main:
-            prepare_folders(opt, resume, logger)
-        dist.barrier()
-        logger = setup_logger(os.path.join(opt.path.experiments_root, "train.log"), info.rank)
-        if info.is_main:
-            save_options(opt, os.path.join(opt.path.experiments_root, "options.yml"))
-            logger.info("options:\n" + yaml.safe_dump(opt.to_dict(), sort_keys=False).rstrip())
+        check_resume(resume)
         dist.seed_everything(seed, info.rank)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        return build_run(opt, info, device, logger, seed, resume)
+        run = build_run(opt, info, device, logger, seed, resume)
+        if info.is_main:
+            prepare_folders(opt, resume, logger)
+        dist.barrier()
+        run.logger = open_log(opt, info, release(logger, early))
+        if info.is_main and opt.use_tb_logger:
+            run.tb = open_tensorboard(opt.path.tb_logger)
+        log_summary(run)
+        return run
     except BaseException:
+        release(logger, early)
         dist.cleanup()
         raise
 
 
+def hold_records(logger: logging.Logger) -> logging.handlers.MemoryHandler:
+    """Keep the records logged before the run's log file exists (warnings, the resume line), so
+    that :func:`open_log` writes them there too; the console shows them at once."""
+    early = logging.handlers.MemoryHandler(capacity=10_000, flushLevel=logging.CRITICAL + 1, target=None)
+    logger.addHandler(early)
+    return early
+
+
+def release(logger: logging.Logger, early: logging.handlers.MemoryHandler) -> List[logging.LogRecord]:
+    """Detach :func:`hold_records`' handler; the records it held."""
+    logger.removeHandler(early)
+    records, early.buffer = list(early.buffer), []
+    early.close()
+    return records
+
+
+def open_log(opt: Options, info: DistInfo, early: List[logging.LogRecord]) -> logging.Logger:
+    """The logger writing to the console and (rank 0) ``experiments/<name>/train.log``; the
+    file starts with every option (not shown on the console), then the records held since
+    start-up. Rank 0 also saves the options as ``options.yml``."""
+    logger = setup_logger(os.path.join(opt.path.experiments_root, "train.log"), info.rank)
+    files = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+    if info.is_main:
+        save_options(opt, os.path.join(opt.path.experiments_root, "options.yml"))
+        dump = "options:\n" + yaml.safe_dump(opt.to_dict(), sort_keys=False).rstrip()
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, dump, None, None)
+        for handler in files:
+            handler.handle(record)
+    for record in early:
+        for handler in files:
+            handler.handle(record)
+    return logger
+
+
+def log_summary(run: Run) -> None:
+    """A few lines on the console (and in train.log): model, data, steps, where outputs go."""
+    opt, model, data, info = run.opt, run.model, run.data, run.info
+    train = opt.datasets.train
+    hparams = ", ".join(f"{k}={v}" for k, v in model.hparams.items())
+    every = "step(s)" if run.mode == "step" else "epoch(s)"
+    outputs = f"{opt.path.experiments_root} (train.log lists every option; checkpoints/)"
+    if run.tb is not None:
+        outputs += f", TensorBoard {opt.path.tb_logger}"
+    run.logger.info(
+        f"run {opt.name}: model {model.name} ({hparams}), {sum(p.numel() for p in model.parameters()):,d} "
+        f"parameters, λ={run.criterion.lmbda:g} ({run.criterion.metric}); seed {run.state.seed}\n"
+        f"  data: {len(data.train.dataset)} training items ({train.name}, {train.root}, {train.patch_size}-pixel "
+        f"crops), {len(data.val.dataset)} validation image(s); device {run.device}, {info.world_size} process(es), "
+        f"{data.batch_per_rank} image(s) per process and step\n"
+        f"  steps: {run.total_steps} in all ({data.steps_per_epoch} per epoch), from step {run.state.step}; "
+        f"validation every {run.schedule.val_freq} {every}\n"
+        f"  outputs: {outputs}")
+
+
+def check_resume(resume: Optional[str]) -> None:
+    """The checkpoint to resume from must exist (checked by every rank: each one reads it)."""
+    if resume is not None and not os.path.isfile(resume):
+        raise CheckpointError(f"checkpoint to resume from {resume} does not exist (path.resume / path.checkpoint)")
+
+
 def build_run(opt: Options, info: DistInfo, device: torch.device, logger: logging.Logger, seed: int,
               resume: Optional[str]) -> Run:
-    """Data, model, criterion, optimizers and schedulers; then the resumed state, DDP, TensorBoard."""
+    """Data, model, criterion, optimizers and schedulers; then the resumed state and DDP. Writes
+    nothing (TensorBoard is opened once the folders exist)."""
     data = build_data(opt, info, device, seed)
     model = build_model(opt.network, opt.path.option_file, warm_start=resume is None and info.is_main).to(device)
     criterion = build_criterion(opt.network, opt.path.option_file)
@@ -136,15 +205,8 @@ def build_run(opt: Options, info: DistInfo, device: torch.device, logger: loggin
                         scaler=optim.scaler, any_rank=functools.partial(dist.any_rank, device=device),
                         channels_last=channels_last, sync_free_cap=opt.train.sync_free_cap,
                         compile=opt.train.compile)
-    tb = open_tensorboard(opt.path.tb_logger) if info.is_main and opt.use_tb_logger else None
-    run = Run(opt=opt, info=info, device=device, logger=logger, model=model, criterion=criterion, optim=optim,
-              data=data, stepper=stepper, state=state, tb=tb)
-    logger.info(f"model {model.name} ({', '.join(f'{k}={v}' for k, v in model.hparams.items())}): "
-                f"{sum(p.numel() for p in model.parameters()):,d} parameters; λ={criterion.lmbda:g} "
-                f"({criterion.metric}); device {device}, {info.world_size} process(es), {data.batch_per_rank} "
-                f"image(s) per process and step; {len(data.train.dataset)} training items, {data.steps_per_epoch} "
-                f"steps per epoch, {run.total_steps} steps in all; seed {seed}")
-    return run
+    return Run(opt=opt, info=info, device=device, logger=logger, model=model, criterion=criterion, optim=optim,
+               data=data, stepper=stepper, state=state)
 
 
 def select_channels_last(wanted: bool, device: torch.device, logger: logging.Logger) -> bool:
@@ -239,8 +301,6 @@ def resume_path(opt: Options) -> Optional[str]:
 def prepare_folders(opt: Options, resume: Optional[str], logger: logging.Logger) -> None:
     """Create this run's folders. A new run whose folders exist first renames them
     ``<name>_archived_<YYYYmmdd-HHMMSS>``: an old run is never overwritten."""
-    if resume is not None and not os.path.isfile(resume):
-        raise CheckpointError(f"checkpoint to resume from {resume} does not exist (path.resume / path.checkpoint)")
     if resume is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for folder in (opt.path.experiments_root, opt.path.tb_logger):
