@@ -278,6 +278,7 @@ class StopSignals:
     def __init__(self, announce: bool):
         self.announce, self.received = announce, 0
         self._previous: Dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
@@ -289,6 +290,8 @@ class StopSignals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:  # a data-loader worker forked with this handler: the loop stops it
+            return
         if self.received and signum == signal.SIGINT:
             raise KeyboardInterrupt
         if not self.received and self.announce:  # os.write: a signal handler must not take the logging locks
