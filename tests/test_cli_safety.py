@@ -173,7 +173,7 @@ def test_an_interrupt_while_coding_a_folder_leaves_whole_files_only(tmp_path, ca
                 raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(dic.fileio, "atomic_write_bytes", write_then_interrupt)
+    monkeypatch.setattr(codec_cmd, "atomic_write_bytes", write_then_interrupt)
     out = tmp_path / "out"
     assert main(["compress", str(images), str(out), "-c", str(CKPT)]) == 130
     err = capsys.readouterr().err

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .runtime import guarded, interrupted
+from .guard import guarded, interrupted
 
 PACKAGE = Path(__file__).resolve().parents[1]  # codes/dic
 
@@ -57,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
         print("\n".join(names))
         return 0
     print("building each model to count its parameters (imports torch)", file=sys.stderr)
-    from ..models import count_parameters
+    from ..models import count_parameters  # torch: only with --params
 
     for name in names:
         print(f"{name:24s} {count_parameters(name, quality=6):>14,d}")
@@ -66,7 +66,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``dic convert`` and ``scripts/convert_official.py``."""
-    from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM
+    from ..checkpoints.official import ARCHS, DEFAULT_HEAD_DIM  # torch: only when `dic convert` runs
 
     parser.add_argument("input", metavar="IN", help="official training or evaluation checkpoint")
     parser.add_argument("output", metavar="OUT", help="where to write the converted dic checkpoint")
@@ -81,7 +81,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     """Convert ``args.input`` to our checkpoint format at ``args.output``."""
     print(f"loading checkpoint {args.input}", file=sys.stderr)
-    from ..checkpoints import read_checkpoint_file, save_checkpoint
+    from ..checkpoints import read_checkpoint_file, save_checkpoint  # torch: only when it runs
     from ..checkpoints.official import model_from_official, split_official
 
     source = f"checkpoint {args.input}"
@@ -105,7 +105,7 @@ def run_tables(args: argparse.Namespace) -> int:
     """Store the entropy-coder tables in a checkpoint that lacks them (CompressAI's
     ``update_model``, for our files): what it codes then decodes on every machine."""
     print(f"loading checkpoint {args.input}", file=sys.stderr)
-    from ..checkpoints import has_coding_tables, load_checkpoint, load_model, save_checkpoint
+    from ..checkpoints import has_coding_tables, load_checkpoint, load_model, save_checkpoint  # torch
     from ..checkpoints.io import RESERVED_KEYS
 
     raw = load_checkpoint(args.input)

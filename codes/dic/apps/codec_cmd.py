@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from tqdm import tqdm
+
 from ..errors import DataError, DicError, OptionError
-from ..fileio import why_unwritable
+from ..fileio import atomic_write_bytes, why_unwritable
 
 # The codec's constants (dic.codec.format / .header / .search) and the image names of
 # dic.data.io, repeated because importing those packages imports torch, and planning, refusing
@@ -122,8 +124,6 @@ def _run_jobs(jobs: List[Job], work: Callable[[Path, Path], Done], verb: str, ou
     """Run ``work(src, dest)`` on every job and print its line; a progress bar for folders, then
     the total. One failing file does not stop the others; any failure ends with an error
     (exit code 2)."""
-    from tqdm import tqdm
-
     failures, size, pixels = [], 0, 0
     folder = len(jobs) > 1
     bar = tqdm(jobs, desc=verb, unit="image", disable=not folder or None, file=sys.stderr)
@@ -189,7 +189,7 @@ class _AlphaNotes:
         self.count = 0
 
     def read(self, src: Path):
-        from ..data.io import AlphaDroppedWarning, read_image
+        from ..data.io import AlphaDroppedWarning, read_image  # dic.data imports torch: after the checks
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -212,8 +212,8 @@ def run_compress(args: argparse.Namespace) -> int:
     check_outputs(jobs, args.force, is_dic_file)
     check_checkpoint_path(args.checkpoint)
     _say(f"loading checkpoint {args.checkpoint}")
+    # torch and the models, once the checks passed and the user was told (docs/cli.md)
     from ..codec import encode_image, load_codec_model
-    from ..fileio import atomic_write_bytes
     from .runtime import parse_device
 
     model, fingerprint = load_codec_model(args.checkpoint, arch=args.arch, device=parse_device(args.device))
@@ -269,6 +269,7 @@ def run_decompress(args: argparse.Namespace) -> int:
 def _decompress(jobs: List[Job], args: argparse.Namespace) -> int:
     """Decode every job with the API's decoding path (:func:`dic.codec.api.decode_with_header`),
     keeping loaded checkpoints across files."""
+    # torch and the models, once the checks passed and the user was told (docs/cli.md)
     from ..codec import max_image_pixels
     from ..codec.api import decode_with_header
     from ..data.io import write_image

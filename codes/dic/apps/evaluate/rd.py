@@ -139,12 +139,6 @@ def upper_envelope(rates: Sequence[float], qualities: Sequence[float]) -> List[i
     return kept
 
 
-def frontier(rate: np.ndarray, dist: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The points of a curve on its monotone frontier (:func:`upper_envelope`), by rate."""
-    kept = upper_envelope(rate, dist)
-    return np.asarray(rate)[kept], np.asarray(dist)[kept]
-
-
 def _overlap(a: np.ndarray, b: np.ndarray, axis: str) -> Tuple[float, float]:
     lo, hi = max(a.min(), b.min()), min(a.max(), b.max())
     if not hi > lo:
@@ -210,9 +204,9 @@ def bd_between(a: ReportLike, b: ReportLike, metric: str = "psnr",
     rb, db = curve(b, metric)
     dropped = (0, 0)
     if use_frontier:
-        (fa, ga), (fb, gb) = frontier(ra, da), frontier(rb, db)
-        dropped = (ra.size - fa.size, rb.size - fb.size)
-        (ra, da), (rb, db) = (fa, ga), (fb, gb)
+        ka, kb = upper_envelope(ra, da), upper_envelope(rb, db)
+        dropped = (ra.size - len(ka), rb.size - len(kb))
+        ra, da, rb, db = ra[ka], da[ka], rb[kb], db[kb]
     try:
         return {"bd_rate": bd_rate(ra, da, rb, db), "bd_metric": bd_psnr(ra, da, rb, db), "dropped": dropped}
     except DicError as e:
