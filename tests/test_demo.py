@@ -1,4 +1,4 @@
-"""The demo (README "Demo"): held-out photograph lists, the classical envelope, the verdict, the
+"""The demo (docs/demo.md): held-out photograph lists, the classical envelope, the verdict, the
 shipped weights, and a short end-to-end run of scripts/demo.py."""
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ EXACT_VERSION = 3
 LATENTS = ("y", "z")
 #: Default limit on the padded image size a file may declare: 6144×4096 = 25.2 megapixels (a
 #: 24-megapixel 6000×4000 photo fits). Decoding at N=192 peaks near 1.8 GiB + 0.65 GiB per
-#: megapixel (measured, README "Compress your own images"): about 18 GiB here, which a 24 GiB
+#: megapixel (measured, docs/formats.md, "Guarantees"): about 18 GiB here, which a 24 GiB
 #: machine holds. Raise it with ``max_pixels=`` or the environment variable below.
 DEFAULT_MAX_PIXELS = 6144 * 4096
 MAX_PIXELS_ENV = "DIC_MAX_IMAGE_PIXELS"

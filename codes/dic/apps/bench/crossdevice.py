@@ -1,4 +1,4 @@
-"""Encode on one device, decode on another (``scripts/gpu_check.sh``; README "Performance"):
+"""Encode on one device, decode on another (``scripts/gpu_check.sh``; docs/performance.md):
 a ``.dic`` file written by a model on ``--encode-device`` is decoded by the same weights on
 ``--decode-device``, for the serial and the checkerboard context model (twins with the same
 weights). The probabilities the rANS coder uses are computed exactly, in fixed point on the CPU

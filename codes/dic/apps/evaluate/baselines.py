@@ -22,7 +22,7 @@ synthetic levels it is within 0.1 dB of the best fixed ``h``/σ̂ ratio per leve
 
 A fixed strength is one choice among many: :mod:`.envelope` codes a grid of NLM strengths
 (multiples of this rule, and none) × JPEG / WebP × qualities and keeps its upper envelope, the
-classical frontier the demo compares against (README "Demo").
+classical frontier the demo compares against (docs/demo.md).
 
 Command line (baselines only, on the data sets of an option file), in :mod:`.baselines_cmd`::
 

@@ -1,5 +1,5 @@
 """The classical sequential baselines alone, on the data sets of an evaluation option file
-(README "Sequential baselines")::
+(docs/evaluation.md, "Sequential baselines")::
 
     python -m dic.apps.evaluate.baselines_cmd -opt conf/test/sequential_classical.yml --methods nlm-jpeg webp
 

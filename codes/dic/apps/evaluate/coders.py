@@ -3,7 +3,7 @@
 
 :class:`ModelCoder` wraps a loaded model: real coding (``compress`` → ``decompress``, the rate
 from the bytes) or estimation (``forward``, the rate from the likelihoods). The classical and
-learned sequential baselines are coders too (:mod:`.baselines`). See README "Evaluation".
+learned sequential baselines are coders too (:mod:`.baselines`). See docs/evaluation.md.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The classical frontier: the best denoise-then-compress pipeline a careful user could pick, per
-noise level (README "Demo").
+noise level (docs/demo.md).
 
 A *configuration* is a non-local-means strength, a codec and a quality. The strength is a
 multiple ``m`` of the rule of :func:`.baselines.nlm_strength` (``m = 0``: no denoising); the grid

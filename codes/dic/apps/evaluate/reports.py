@@ -1,5 +1,5 @@
 """Evaluation outputs: per-image CSV rows, per-entry JSON reports in CompressAI's ``eval_model``
-layout, the SIDD benchmark's submission files and the console table (README "Evaluation").
+layout, the SIDD benchmark's submission files and the console table (docs/evaluation.md).
 
 Every CSV row and every JSON report records the test protocol it was measured under
 (:mod:`.protocol`), so ``dic bdrate`` can refuse to compare figures of different protocols."""

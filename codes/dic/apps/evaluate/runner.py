@@ -1,5 +1,5 @@
 """Evaluate checkpoints on test sets: ``python test.py -opt conf/test/<x>.yml`` (also ``dic-test``
-and ``dic test``); README "Evaluation".
+and ``dic test``); docs/evaluation.md.
 
 Each checkpoint in ``path.checkpoint`` is loaded (ours, or an official one converted on the fly),
 its entropy coder tables are rebuilt once (``update(force=True)``, when ``path.update``), and every

@@ -1,4 +1,4 @@
-"""What the demo shows (README "Demo"): the verdict table (Bjøntegaard deltas of the joint model
+"""What the demo shows (docs/demo.md): the verdict table (Bjøntegaard deltas of the joint model
 against the classical envelope and against the codec-only baseline, per noise level), the RD
 panels with the noisy input as a reference line, and one comparison sheet per level.
 
