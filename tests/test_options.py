@@ -439,3 +439,11 @@ def test_saved_options_hold_only_the_keys_each_data_set_takes(tmp_path):
 def test_every_shipped_option_file_loads():
     for path in sorted((REPO / "conf").rglob("*.yml")):
         load_options(path, is_train=path.parent.name == "train")
+
+
+def test_a_loaded_section_passes_again_but_a_foreign_value_does_not(tmp_path):
+    opt = load_options(write(tmp_path, OFFICIAL_TEST), is_train=False)
+    section = opt.datasets.kodak_level1  # every key filled, crops_per_image at its default
+    assert validate_section(section, "datasets.kodak_level1", "x.yml").level == 1
+    with pytest.raises(OptionError, match="crops_per_image: the 'synthetic-test' data set does not take"):
+        validate_section({**section, "crops_per_image": 5}, "datasets.kodak_level1", "x.yml")

@@ -219,13 +219,17 @@ def validate_options(raw: Dict[str, Any], source: str = "<options>", is_train: b
 def validate_section(raw: Mapping[str, Any], key: str, source: str = "<options>") -> Options:
     """One section of an option tree (``network``, ``datasets.<phase>``...) checked against the
     schema, with every missing key set to its default; paths are left as given. For building
-    library objects from a section alone (:mod:`dic.config.build`)."""
+    library objects from a section alone (:mod:`dic.config.build`). A section may arrive with
+    every key already at its default (a loaded file's): a key its data set does not take is an
+    error when it holds a value other than the schema's default."""
     schema: Any = SCHEMA
     for part in key.split("."):
         schema = schema if isinstance(schema, Each) else schema[part]
     validator = _Validator(source)
     section = validator.section(copy.deepcopy(dict(raw)), schema, key)
     if key.startswith("datasets."):
+        validator.given[key] = {k for k in validator.given[key]
+                                if not (isinstance(schema.get(k), Key) and raw[k] == schema[k].default)}
         _check_dataset_keys(section, key, validator)
     return Options.wrap(section)
 
