@@ -12,7 +12,8 @@ from dic.errors import CheckpointError
 from dic.checkpoints import has_coding_tables, load_checkpoint, load_model
 from dic.models import create_model, shape_only_model
 from dic.apps.cli import run_convert as run
-from dic.checkpoints.official import convert_state_dict, official_to_ours, ours_to_official, to_official_state_dict
+from dic.checkpoints.official import (convert_state_dict, infer_hparams, official_to_ours, ours_to_official,
+                                      to_official_state_dict)
 
 REPO = Path(__file__).resolve().parents[1]
 # official key lists (docs/models.md §4): every official key with its shape at N=192
@@ -21,26 +22,34 @@ KEY_LISTS = {
     "snr-decomp": "official_keys_icme2024_snr_N192.tsv",
     "multiscale-decomp": "official_keys_eccv2022_multiscale_decomp_N192.tsv",
 }
+# the ICME 2024 release's two snr-decomp networks (docs/models.md §3): key table → (tree, hyper-parameters)
+SNR_TABLES = {
+    "official_keys_icme2024_snr_N192.tsv": ("MSE", {}),
+    "official_keys_icme2024_snr_msssim_sidd_N192.tsv": ("MS-SSIM and SIDD", {"branch_width": "full", "num_heads": 8}),
+}
 # filled by update(): their sizes depend on the trained weights (docs/models.md §3)
 CODER_TABLES = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
 TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=8)
 
 
 
-def read_key_list(arch):
-    path = SPEC / KEY_LISTS[arch]
+def read_key_list(arch, table=None):
+    path = SPEC / (table or KEY_LISTS[arch])
     if not path.is_file():
         pytest.skip(f"{path} not available")
     rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
     return {key: tuple(int(d) for d in shape.split("x")) for key, shape, _ in rows}
 
 
-@pytest.mark.parametrize("arch", list(KEY_LISTS))
-def test_official_keys_at_N192_map_onto_our_model(arch):
-    official = read_key_list(arch)
+@pytest.mark.parametrize("arch,table,hparams", [
+    ("multiscale-decomp", KEY_LISTS["multiscale-decomp"], {}),
+    *(("snr-decomp", table, hparams) for table, (_, hparams) in SNR_TABLES.items()),
+], ids=["multiscale-decomp", "snr-decomp-mse-tree", "snr-decomp-msssim-sidd-trees"])
+def test_official_keys_at_N192_map_onto_our_model(arch, table, hparams):
+    official = read_key_list(arch, table)
     converted = {official_to_ours(k, arch): shape for k, shape in official.items()}
     assert len(converted) == len(official)
-    ours = {k: tuple(v.shape) for k, v in shape_only_model(arch, quality=6).state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in shape_only_model(arch, quality=6, **hparams).state_dict().items()}
     assert sorted(set(converted) - set(ours)) == []
     assert sorted(set(ours) - set(converted)) == []
     wrong = {k: (converted[k], ours[k]) for k in ours
@@ -48,6 +57,27 @@ def test_official_keys_at_N192_map_onto_our_model(arch):
     assert wrong == {}
     # and back: the inverse table gives the official names
     assert {ours_to_official(k, arch) for k in ours} == set(official)
+
+
+@pytest.mark.parametrize("table", list(SNR_TABLES))
+def test_the_network_of_an_official_file_is_read_from_its_shapes(table):
+    """Both trees' files at full size, as shapes only: the hyper-parameters come out of the
+    shapes alone (heads of the default width 64), with no extra argument."""
+    official = read_key_list("snr-decomp", table)
+    state = {k: torch.empty(shape, device="meta") for k, shape in official.items()}
+    converted, _ = convert_state_dict(state, "snr-decomp")
+    expected = {"N": 192, "num_layers": 6, "num_heads": 12, "head_dim": 64, "token_patch": 4,
+                "local_blocks": [2, 1], "nonlocal_blocks": 1, "branch_width": "half", **SNR_TABLES[table][1]}
+    assert infer_hparams(converted, "snr-decomp") == expected
+
+
+def test_an_snr_file_of_neither_network_is_a_clear_error():
+    state = to_official_state_dict(randomised("snr-decomp", **TINY_SNR))
+    state["feature_fusion_1.mlp_shared.0.weight"] = torch.zeros(32, 12, 3, 3)
+    converted, _ = convert_state_dict(state, "snr-decomp")
+    with pytest.raises(CheckpointError, match=r"'feature_fusion_1\.mlp_shared\.0\.weight' takes 12 channels, "
+                                              r"neither N/2 nor N for N=16"):
+        infer_hparams(converted, "snr-decomp", "x.pth", head_dim=8)
 
 
 def test_key_renames():
@@ -91,7 +121,8 @@ def randomised(name, **hparams):
     return model.eval()
 
 
-@pytest.mark.parametrize("arch,hparams", [("snr-decomp", TINY_SNR), ("multiscale-decomp", dict(N=16))])
+@pytest.mark.parametrize("arch,hparams", [("snr-decomp", TINY_SNR), ("snr-decomp", {**TINY_SNR, "branch_width": "full"}),
+                                          ("multiscale-decomp", dict(N=16))])
 def test_converted_training_checkpoint_loads_strictly_and_computes_the_same(tmp_path, arch, hparams):
     original = randomised(arch, **hparams)
     source, target = tmp_path / "official.pth.tar", tmp_path / "ours.pth"

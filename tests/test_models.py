@@ -74,7 +74,8 @@ def test_hparams_recorded_and_json_serialisable():
     model = tiny("snr-decomp")
     assert model.name == "snr-decomp"
     assert model.hparams == {"quality": None, "N": 16, "num_layers": 1, "num_heads": 2, "head_dim": 8,
-                             "token_patch": 4, "local_blocks": [2, 1], "nonlocal_blocks": 1}
+                             "token_patch": 4, "local_blocks": [2, 1], "nonlocal_blocks": 1,
+                             "context": "serial", "branch_width": "half"}
     assert json.loads(json.dumps(model.hparams)) == model.hparams
     rebuilt = create_model("snr-decomp", **model.hparams)
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
@@ -349,11 +350,11 @@ def test_checkpoint_whose_hyper_parameters_build_no_model(tmp_path):
         load_model(path)
     assert shape_only_model("multiscale-decomp", quality=2).N == 128
     assert shape_only_model("multiscale-decomp", quality=4).N == 192
-    assert shape_only_model("multiscale-decomp").hparams == {"quality": 6, "N": 192}
-    assert shape_only_model("multiscale-decomp", N=64).hparams == {"quality": None, "N": 64}
+    assert shape_only_model("multiscale-decomp").hparams == {"quality": 6, "N": 192, "context": "serial"}
+    assert shape_only_model("multiscale-decomp", N=64).hparams == {"quality": None, "N": 64, "context": "serial"}
     assert model_hparams("snr-decomp") == {"quality": None, "N": None, "num_layers": 6, "num_heads": 12,
                                            "head_dim": 64, "token_patch": 4, "local_blocks": [2, 1],
-                                           "nonlocal_blocks": 1, "context": "serial"}
+                                           "nonlocal_blocks": 1, "context": "serial", "branch_width": "half"}
     assert model_hparams("cheng2020-anchor") == {"quality": None, "N": None, "context": "serial"}
 
 

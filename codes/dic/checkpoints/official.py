@@ -10,6 +10,8 @@ Their keys differ from ours in three ways only (docs/models.md §3):
   ``snr_block_{stage}`` module per stage (names inside them are the official ones).
 
 ``g_a_block{1,2}``, ``denoise_module_{1,2}`` and every Cheng2020-anchor module keep their names.
+Which of the ICME 2024 release's two snr-decomp networks a file holds (the MSE tree's or the
+MS-SSIM / SIDD trees', docs/models.md §3) is read from its shapes (:func:`infer_hparams`).
 Training checkpoints (a dict with ``state_dict``, ``optimizer``, …) and evaluation checkpoints
 (a bare state dict) are both accepted.
 """
@@ -26,10 +28,15 @@ from torch import Tensor
 
 from ..errors import ArgumentError, CheckpointError
 from ..models.factory import create_model
+from ..models.layers import BRANCH_WIDTHS, branch_channels
 from .io import is_dic_checkpoint, load_state_dict_checked
 
 ARCHS = ("snr-decomp", "multiscale-decomp", "cheng2020-anchor")
 DEFAULT_HEAD_DIM = 64
+# snr-decomp keys whose shapes tell the network apart: the first fusion's input width (the
+# branch width) and the first query projection (heads·head width × token width)
+_FUSION_IN = "snr_block_1.fusion.mlp_shared.0.weight"
+_FIRST_QUERY = "snr_block_1.transformer.layer_stack.0.slf_attn.w_qs.weight"
 
 # official module (first key component) → ours, for both stages of snr-decomp
 SNR_MODULES: Dict[str, str] = {
@@ -136,27 +143,51 @@ def infer_hparams(
     head_dim: Optional[int] = None,
     num_heads: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Hyper-parameters of a converted state dict, read from its shapes. The attention width
-    is stored only as heads × head width: ``head_dim`` (default 64) or ``num_heads`` splits it."""
+    """Hyper-parameters of a converted state dict, read from its shapes. For snr-decomp the
+    branch width (which of the release's two networks, docs/models.md §3) is the fusion's input
+    width; the attention width is stored only as heads × head width: ``head_dim`` (default 64)
+    or ``num_heads`` splits it."""
 
     def shape(key: str) -> Tuple[int, ...]:
         if key not in state_dict:
             raise CheckpointError(f"{source} has no '{ours_to_official(key, arch)}': not a {arch} checkpoint")
         return tuple(state_dict[key].shape)
 
-    def count(pattern: str) -> int:
-        return sum(1 for k in state_dict if re.fullmatch(pattern, k))
-
     if arch == "cheng2020-anchor":
         return {"N": shape("g_a.0.conv1.weight")[0]}
     hparams: Dict[str, Any] = {"N": shape("g_a_block1.0.conv1.weight")[0]}
     if arch != "snr-decomp":
         return hparams
-    inner, dim = shape("snr_block_1.transformer.layer_stack.0.slf_attn.w_qs.weight")
-    half = hparams["N"] // 2
-    patch = math.isqrt(dim // half) if half else 0
-    if patch * patch * half != dim:
-        raise CheckpointError(f"{source}: token width {dim} is not (N/2)·patch² for N={hparams['N']}")
+    width, branch_width = _branch_width(shape(_FUSION_IN)[1], hparams["N"], source)
+    inner, dim = shape(_FIRST_QUERY)
+    patch = math.isqrt(dim // width)
+    if patch * patch * width != dim:
+        raise CheckpointError(f"{source}: token width {dim} of '{ours_to_official(_FIRST_QUERY, arch)}' is not "
+                              f"d·patch² for the branch width d={width} (N={hparams['N']}, branch_width {branch_width})")
+    hparams["num_layers"] = _count(state_dict, r"snr_block_1\.transformer\.layer_stack\.\d+\.slf_attn\.w_qs\.weight")
+    hparams.update(_split_heads(inner, head_dim, num_heads, source))
+    hparams.update(
+        token_patch=patch,
+        local_blocks=[_count(state_dict, rf"snr_block_{s}\.local_branch\.\d+\.conv1\.weight") for s in (1, 2)],
+        nonlocal_blocks=_count(state_dict, r"snr_block_1\.nonlocal_branch\.\d+\.conv1\.weight"),
+        branch_width=branch_width,
+    )
+    return hparams
+
+
+def _branch_width(channels: int, N: int, source: str) -> Tuple[int, str]:
+    """(channels, ``branch_width``) of an snr-decomp file whose first fusion takes ``channels``:
+    N/2 in the MSE tree's network, N in the MS-SSIM and SIDD trees' network."""
+    for value in BRANCH_WIDTHS:
+        if branch_channels(N, value) == channels:
+            return channels, value
+    raise CheckpointError(f"{source}: '{ours_to_official(_FUSION_IN, 'snr-decomp')}' takes {channels} channels, "
+                          f"neither N/2 nor N for N={N}")
+
+
+def _split_heads(inner: int, head_dim: Optional[int], num_heads: Optional[int], source: str) -> Dict[str, int]:
+    """``num_heads`` and ``head_dim`` of an attention ``inner`` wide: one of them given, or
+    heads of 64."""
     if num_heads is None:
         head_dim = DEFAULT_HEAD_DIM if head_dim is None else head_dim
         num_heads = inner // head_dim
@@ -165,15 +196,12 @@ def infer_hparams(
     if num_heads * head_dim != inner:
         raise CheckpointError(f"{source}: attention width {inner} is not heads × head width "
                               f"({num_heads} × {head_dim}); give the right head_dim or num_heads")
-    hparams.update(
-        num_layers=count(r"snr_block_1\.transformer\.layer_stack\.\d+\.slf_attn\.w_qs\.weight"),
-        num_heads=num_heads,
-        head_dim=head_dim,
-        token_patch=patch,
-        local_blocks=[count(rf"snr_block_{s}\.local_branch\.\d+\.conv1\.weight") for s in (1, 2)],
-        nonlocal_blocks=count(r"snr_block_1\.nonlocal_branch\.\d+\.conv1\.weight"),
-    )
-    return hparams
+    return {"num_heads": num_heads, "head_dim": head_dim}
+
+
+def _count(state_dict: Mapping[str, Any], pattern: str) -> int:
+    """How many keys of ``state_dict`` match ``pattern`` in full."""
+    return sum(1 for k in state_dict if re.fullmatch(pattern, k))
 
 
 def model_from_official(

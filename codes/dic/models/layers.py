@@ -4,10 +4,14 @@ SNR-aware block that mixes a local and a non-local branch per pixel (docs/models
 
 Module and parameter names inside the transformer and the fusion follow the official release
 (``layer_stack.{i}.slf_attn.w_qs`` …) so that converting its checkpoints is a short rename table.
+
+The block comes in the two widths of the release's source trees (:data:`BranchWidth`,
+docs/models.md §3): the MSE tree projects both branches to N/2 channels, the MS-SSIM and SIDD
+trees keep all N and leave their projections unused.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence, Tuple, get_args
 
 import torch
 import torch.nn as nn
@@ -15,11 +19,18 @@ import torch.nn.functional as F
 from compressai.layers import conv3x3
 from torch import Tensor
 
+from ..errors import ArgumentError
+
 # ITU-R BT.601 luma weights, used for the SNR map's grey image.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 SNR_EPS = 1e-4
 MASK_THRESHOLD = 0.5
 MASKED_LOGIT = -1e9
+
+#: Channels of the SNR block's two branches: ``half`` (N/2, projected by ``conv3x3(N→N/2)``: the
+#: MSE tree's network) or ``full`` (N, unprojected: the MS-SSIM and SIDD trees' network).
+BranchWidth = Literal["half", "full"]
+BRANCH_WIDTHS: Tuple[str, ...] = get_args(BranchWidth)
 
 
 def box_blur(x: Tensor, kernel_size: int = 5) -> Tensor:
@@ -182,7 +193,14 @@ class FeatureFusion(nn.Module):
 class SNRAwareBlock(nn.Module):
     """SNR-aware feature denoiser at one encoder stage (docs/models.md §3): a local branch of ReLU
     residual blocks and a non-local branch (residual blocks, then a masked-attention transformer
-    over ``patch``×``patch`` tokens) mixed per pixel by the SNR map, then fused into ``f``."""
+    over ``patch``×``patch`` tokens) mixed per pixel by the SNR map, then fused into ``f``.
+
+    ``branch_width`` ``half``: each branch ends in a ``conv3x3(N→N/2)`` projection (``local_proj``,
+    ``nonlocal_proj``; the official ``*_CC``) and tokens hold ``N/2·patch²`` values. ``full``: the
+    branches keep N channels; the projections exist as ``conv3x3(N→N)`` only so that the official
+    files, which hold them, load. They are never applied and are frozen (``requires_grad``
+    False): the releases never produce a gradient for them either, and a frozen parameter keeps
+    DDP and the optimisers from waiting for one."""
 
     def __init__(
         self,
@@ -193,25 +211,45 @@ class SNRAwareBlock(nn.Module):
         num_heads: int = 12,
         head_dim: int = 64,
         patch: int = 4,
+        branch_width: BranchWidth = "half",
     ):
         super().__init__()
-        half = N // 2
+        width = branch_channels(N, branch_width)
         self.patch = patch
+        self.project = branch_width == "half"
         self.local_branch = nn.Sequential(*(ResBlock(N) for _ in range(local_blocks)))
-        self.local_proj = conv3x3(N, half)
+        self.local_proj = conv3x3(N, width)
         self.nonlocal_branch = nn.Sequential(*(ResBlock(N) for _ in range(nonlocal_blocks)))
-        self.nonlocal_proj = conv3x3(N, half)
-        self.transformer = MaskedTransformer(half * patch * patch, num_layers, num_heads, head_dim)
-        self.fusion = FeatureFusion(half, N)
+        self.nonlocal_proj = conv3x3(N, width)
+        if not self.project:
+            for p in (*self.local_proj.parameters(), *self.nonlocal_proj.parameters()):
+                p.requires_grad_(False)
+        self.transformer = MaskedTransformer(width * patch * patch, num_layers, num_heads, head_dim)
+        self.fusion = FeatureFusion(width, N)
+
+    def branches(self, f: Tensor) -> Tuple[Tensor, Tensor]:
+        """The local branch ``L`` and the transformer's input ``G``, projected when the width is
+        ``half``."""
+        local, g = self.local_branch(f), self.nonlocal_branch(f)
+        if self.project:
+            local, g = self.local_proj(local), self.nonlocal_proj(g)
+        return local, g
 
     def forward(self, f: Tensor, snr: Tensor) -> Tensor:
         """``f``: B×N×h×w features (h, w multiples of the patch); ``snr``: the B×1×H×W SNR map
         at any resolution, resized here by nearest neighbour."""
         size = f.shape[-2:]
         m = F.interpolate(snr, size=size, mode="nearest")
-        local = self.local_proj(self.local_branch(f))
-        g = self.nonlocal_proj(self.nonlocal_branch(f))
+        local, g = self.branches(f)
         tokens = self.transformer(to_tokens(g, self.patch), token_key_mask(m, self.patch))
         t = from_tokens(tokens, size, self.patch)
         mixed = t * (1 - m) + local * m
         return self.fusion(f, mixed)
+
+
+def branch_channels(N: int, branch_width: str) -> int:
+    """Channels ``d`` of the two branches of an SNR block of width ``N``: N/2 or N."""
+    if branch_width not in BRANCH_WIDTHS:
+        raise ArgumentError(f"expected one of {', '.join(BRANCH_WIDTHS)}, got {branch_width!r}",
+                            argument="branch_width")
+    return N // 2 if branch_width == "half" else N
