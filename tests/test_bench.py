@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 import pytest
 import torch
@@ -15,11 +16,13 @@ from dic.apps.bench import add_arguments, benchmark, main
 from dic.apps.bench.inputs import make_noisy, parse_hparams, parse_size, synthetic_image
 from dic.apps.bench.memory import probe_memory
 from dic.apps.bench.official import ExplicitAttention, OfficialStyleSNRDecomp, explicit_masked_attention, host_snr_map
+from dic.apps.bench.roofline import count_gflop, matmul_peak, roofline, roofline_lines, roofline_ratios
 from dic.apps.bench.training import VariantStep, variant_model
 from dic.apps.train import step as train_step
 from dic.checkpoints import save_checkpoint
 from dic.errors import OptionError
 from dic.models import apply_context_masks, create_model
+from dic.models.precision import fast_bfloat16
 from dic.models.layers import MultiHeadSelfAttention, box_blur, masked_attention, snr_map, token_key_mask
 
 TINY = dict(N=16, num_layers=1, num_heads=2, head_dim=8, token_patch=4, local_blocks=[1, 1], nonlocal_blocks=1)
@@ -54,7 +57,7 @@ def _noisy_batch(n: int = 2, size: int = 64):
 def test_bench_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["--model", "snr-decomp", "--size", "128x64", "--repeats", "1", "--warmup", "0",
-            "--no-train", "--no-memory", "--json", str(out), "--threads", "0", *TINY_ARGS]
+            "--no-train", "--no-memory", "--json", str(out), "--threads", "0", "--peak-size", "128", *TINY_ARGS]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "decode time" in text and "CompressAI" in text
@@ -72,6 +75,68 @@ def test_bench_smoke(tmp_path, capsys):
     assert coding["components"]["synthesis_s"]["median"] > 0 and coding["checkerboard"]["decode_s"]["median"] > 0
     assert data["ratios"]["decode_time_checkerboard_over_serial"] > 0
     assert "checkerboard" in text and "synthesis g_s" in text
+    # the default paths: every float32 one, and the bfloat16 one only where it is fast
+    assert ("exact-bf16" in coding) == fast_bfloat16("cpu") and "exact-fp16" not in coding
+    # the roofline: FLOP counts, the float32 peak, the distance; bfloat16 flagged or measured
+    roof = data["roofline"]
+    assert roof["peak"]["float32"]["gflops"] > 0 and roof["peak"]["float32"]["n"] == 128
+    assert roof["peak"]["float16"] == {"skipped": "CUDA only"}
+    assert ("skipped" in roof["peak"]["bfloat16"]) != fast_bfloat16("cpu")
+    for component in ("analysis", "synthesis"):
+        entry = roof["transforms"][component]
+        assert entry["gflop"] > 0 and coding["components"][f"{component}_gflop"] == entry["gflop"]
+        row = entry["float32"]
+        assert row["gflops"] == pytest.approx(entry["gflop"] / row["time_s"])
+        assert row["time_over_peak"] == pytest.approx(roof["peak"]["float32"]["gflops"] / row["gflops"])
+        assert data["ratios"][f"{component}_float32_time_over_peak"] == row["time_over_peak"]
+    assert "roofline" in text and "time / peak" in text and "peak: float32" in text
+    assert data["machine"]["precision"]["auto"] == ("bfloat16" if fast_bfloat16("cpu") else "float32")
+
+
+def test_bench_bfloat16_path(tmp_path, capsys):
+    """``--paths exact-bf16`` runs the transforms in bfloat16 (slow but correct on a CPU
+    without AMX / AVX512-BF16, flagged so): same symbols round trip, the ratios against
+    CompressAI and float32, the transforms timed in both precisions and the bfloat16 peak."""
+    out = tmp_path / "bench.json"
+    args = ["--size", "64x64", "--repeats", "1", "--warmup", "0", "--no-train", "--no-memory", "--threads", "0",
+            "--contexts", "serial", "--paths", "exact,compressai,exact-bf16", "--peak-size", "64",
+            "--json", str(out), *TINY_ARGS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert main(args) == 0
+    text = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    coding = data["coding"]
+    assert list(coding["round_trip_exact"]) == ["exact", "compressai", "exact-bf16"]
+    assert all(coding["round_trip_exact"].values())
+    assert coding["exact-bf16"]["precision"] == "bfloat16" and coding["exact"]["precision"] == "float32"
+    for op in ("encode", "decode"):
+        assert data["ratios"][f"{op}_time_bf16_over_compressai"] > 0 and data["ratios"][f"{op}_time_bf16_over_float32"] > 0
+    assert coding["components"]["synthesis_bfloat16_s"]["median"] > 0
+    peak = data["roofline"]["peak"]["bfloat16"]
+    assert peak["gflops"] > 0 and peak["fast"] == fast_bfloat16("cpu") and ("note" in peak) != peak["fast"]
+    assert data["roofline"]["transforms"]["synthesis"]["bfloat16"]["time_over_peak"] > 0
+    assert "exact bf16" in text and "in bfloat16: analysis" in text
+
+
+def test_roofline_arithmetic():
+    components = {"analysis_gflop": 10.0, "synthesis_gflop": 40.0, "analysis_s": {"median": 2.0},
+                  "synthesis_s": {"median": 1.0}, "synthesis_bfloat16_s": {"median": 0.2}}
+    peaks = {"float32": {"gflops": 50.0, "n": 2048}, "bfloat16": {"gflops": 200.0, "n": 2048, "fast": True},
+             "float16": {"skipped": "CUDA only"}}
+    roof = roofline(components, peaks)
+    assert roof["transforms"]["analysis"]["float32"] == {"time_s": 2.0, "gflops": 5.0, "peak_gflops": 50.0,
+                                                         "time_over_peak": 10.0}
+    assert roof["transforms"]["synthesis"]["bfloat16"]["time_over_peak"] == 1.0
+    assert "bfloat16" not in roof["transforms"]["analysis"]
+    assert roofline_ratios(roof) == {"analysis_float32_time_over_peak": 10.0, "synthesis_float32_time_over_peak": 1.25,
+                                     "synthesis_bfloat16_time_over_peak": 1.0}
+    lines = "\n".join(roofline_lines(roof))
+    assert "float16: CUDA only" in lines and "synthesis g_s" in lines
+    peak = matmul_peak(torch.float32, torch.device("cpu"), n=64, budget_s=0.01)
+    assert peak["n"] == 64 and peak["runs"] >= 2 and peak["gflops"] > 0
+    assert count_gflop(lambda: torch.nn.functional.conv2d(torch.ones(1, 2, 8, 8), torch.ones(4, 2, 3, 3))) == \
+        pytest.approx(2 * 4 * 2 * 9 * 6 * 6 / 1e9)
 
 
 def test_bench_training_runs_the_trainers_step(monkeypatch):
@@ -191,6 +256,10 @@ def test_bench_rejects_bad_options(capsys):
         benchmark(_bench_args("--contexts", "serial,raster"))
     with pytest.raises(OptionError, match="--train-variants: unknown variant 'turbo'"):
         benchmark(_bench_args("--train-variants", "ours,turbo"))
+    with pytest.raises(OptionError, match="--paths exact-fp16: float16 runs on CUDA only"):
+        benchmark(_bench_args("--paths", "exact,exact-fp16", "--no-train", "--no-memory", "--size", "64x64"))
+    with pytest.raises(OptionError, match="--peak-size must be positive"):
+        benchmark(_bench_args("--peak-size", "0"))
     assert main(["--noise-level", "7", "--no-train", "--no-memory", "--repeats", "0", "--size", "64x64",
                  *TINY_ARGS]) == 2
     assert "--noise-level: noise level must be one of 1, 2, 3, 4, got 7" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from torch import Tensor
 from ..errors import ArgumentError, BitstreamError, DataError
 from .checkerboard import CONTEXTS, Context, check_context, checkerboard_entropy_parameters, context_model
 from .latent_codec import LatentCodec
+from .precision import Precision, resolve_precision, transform_precision
 
 PAD_MULTIPLE = 64
 QUALITIES = range(1, 7)
@@ -181,7 +182,8 @@ class CodecBase(Cheng2020Anchor):
         return LatentCodec(self, fast=self.fast_coding, exact=exact)
 
     @torch.no_grad()
-    def compress(self, noisy: Tensor, blur: Optional[Tensor] = None, exact: bool = True) -> Dict[str, Any]:
+    def compress(self, noisy: Tensor, blur: Optional[Tensor] = None, exact: bool = True,
+                 precision: Precision = "float32") -> Dict[str, Any]:
         """rANS strings of a noisy batch: ``{"strings": [y_strings, z_strings], "shape": (H, W),
         "symbols": [y_symbols, z_symbols]}`` with the original (unpadded) size and each latent's
         integer symbols (B×C×h×w int32, CPU; what :meth:`decompress` returns for intact strings).
@@ -190,11 +192,26 @@ class CodecBase(Cheng2020Anchor):
         ``blur`` (``forward`` too): the 5×5 mean filter of ``noisy`` computed elsewhere, e.g. on
         the uncropped photo as the official test loader does (docs/reproducing.md); by default
         the SNR-aware model blurs ``noisy`` itself. ``exact``: the portable fixed-point entropy
-        path (docs/portability.md); False for the float path of ``.dic`` format version 2."""
+        path (docs/portability.md); False for the float path of ``.dic`` format version 2.
+        ``precision``: the analysis's arithmetic (:mod:`.precision`: ``float32``, ``bfloat16``,
+        ``float16`` on CUDA, ``auto``); ``y`` is float32 either way and the entropy path is
+        unchanged (docs/precision.md)."""
         h, w = check_image(noisy)
-        y = self.encode(pad_to_multiple(noisy, self.pad_multiple), blur=pad_like(blur, noisy, self.pad_multiple))["y"]
+        dtype = resolve_precision(precision, self._device())
+        y = self._analyse(pad_to_multiple(noisy, self.pad_multiple), pad_like(blur, noisy, self.pad_multiple), dtype)
         strings, symbols = self.latent_codec(exact).compress(y)
         return {"strings": strings, "shape": (h, w), "symbols": symbols}
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _analyse(self, x: Tensor, blur: Optional[Tensor] = None, precision: Precision = "float32") -> Tensor:
+        """``y = encode(x)["y"]`` of a padded batch with the analysis in ``precision``
+        (autocast), as float32."""
+        dtype = resolve_precision(precision, self._device())
+        with transform_precision(dtype, self._device()):
+            y = self.encode(x, blur=blur)["y"]
+        return y.float()
 
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
         """Size of ``z`` for an H×W image: the padded size over 64."""
@@ -204,13 +221,16 @@ class CodecBase(Cheng2020Anchor):
 
     @torch.no_grad()
     def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int],
-                   verify: Optional[Callable[[str, Tensor], None]] = None, exact: bool = True) -> Dict[str, Any]:
+                   verify: Optional[Callable[[str, Tensor], None]] = None, exact: bool = True,
+                   precision: Precision = "float32") -> Dict[str, Any]:
         """Decode the strings of :meth:`compress` back to a B×3×H×W image; needs nothing else.
         Returns ``{"x_hat", "symbols": [y_symbols, z_symbols]}``. ``verify(name, symbols)`` is
         called with each latent's decoded symbols before the next stage runs (see
         :meth:`.LatentCodec.decompress`); it may raise to stop a decoding that went wrong.
-        ``exact`` must be what :meth:`compress` used."""
+        ``exact`` must be what :meth:`compress` used. ``precision``: the synthesis's arithmetic
+        (:mod:`.precision`), the decoder's own choice: the symbols do not depend on it."""
         h, w = _check_shape(shape)
+        dtype = resolve_precision(precision, self._device())  # refused before any decoding
         if not isinstance(strings, (list, tuple)) or len(strings) != 2:
             raise BitstreamError("expected two string lists [y_strings, z_strings]")
         y_strings, z_strings = (list(s) for s in strings)
@@ -221,15 +241,18 @@ class CodecBase(Cheng2020Anchor):
         if not all(isinstance(s, (bytes, bytearray)) for s in y_strings + z_strings):
             raise BitstreamError("expected the strings to be bytes")
         y_hat, symbols = self.latent_codec(exact).decompress([y_strings, z_strings], self.latent_shape((h, w)), verify)
-        return {"x_hat": self._synthesize(y_hat)[..., :h, :w], "symbols": symbols}
+        return {"x_hat": self._synthesize(y_hat, dtype)[..., :h, :w], "symbols": symbols}
 
-    def _synthesize(self, y_hat: Tensor) -> Tensor:
-        """``g_s(ŷ)`` clamped to [0, 1]; on the CPU fed channels_last (oneDNN's faster layout
-        there: about 25 % off ``g_s`` at N=192, the same values up to float rounding, and the
-        same whatever the thread count)."""
+    def _synthesize(self, y_hat: Tensor, precision: Precision = "float32") -> Tensor:
+        """``g_s(ŷ)`` clamped to [0, 1], float32; on the CPU fed channels_last (oneDNN's faster
+        layout there: about 25 % off ``g_s`` at N=192, the same values up to float rounding, and
+        the same whatever the thread count). ``precision``: :mod:`.precision` (autocast)."""
+        dtype = resolve_precision(precision, y_hat.device)
         if y_hat.device.type == "cpu":
             y_hat = y_hat.contiguous(memory_format=torch.channels_last)
-        return self.g_s(y_hat).clamp_(0, 1).contiguous()
+        with transform_precision(dtype, y_hat.device):
+            x_hat = self.g_s(y_hat)
+        return x_hat.float().clamp_(0, 1).contiguous()
 
 
 def _check_shape(shape: Sequence[int]) -> Tuple[int, int]:

@@ -10,14 +10,17 @@ through each coding path (:data:`CODING_PATHS`):
   (``JointAutoregressiveHierarchicalPriors._compress_ar`` / ``decompress``);
 - ``checkerboard``: the two-pass checkerboard context model, our coder
   (:mod:`dic.models.checkerboard`);
-- ``compressai-checkerboard``: the same, through CompressAI's ``CheckerboardLatentCodec``.
+- ``compressai-checkerboard``: the same, through CompressAI's ``CheckerboardLatentCodec``;
+- ``exact-bf16`` / ``exact-fp16``: ``exact`` with the analysis and the synthesis in bfloat16 /
+  float16 (:mod:`dic.models.precision`; the entropy path is the same). Measured by default only
+  where that precision is fast (:func:`default_paths`); ``--paths`` may ask for them anyway.
 
 All paths share the analysis, hyper-prior and synthesis. A serial and a checkerboard model are
 *twins*: the same weights, the context convolution masked each its own way
 (:func:`context_twins`), so their times compare the coders, not the networks (their rates do
 not compare: the weights were trained, if at all, for one context). The analysis ``encode``
 and the synthesis ``g_s`` are timed alone too, in the same rounds, to show what remains of a
-decode besides the entropy coding."""
+decode besides the entropy coding, in float32 and in each low precision a path runs."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
@@ -28,16 +31,22 @@ import torch.nn as nn
 from ...models import apply_context_masks, create_model
 from ...models.base import pad_to_multiple
 from ...models.checkerboard import CONTEXTS
+from ...models.precision import fast_bfloat16
+from .roofline import count_gflop
 from .timing import summary, time_interleaved
 
-CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard", "compressai-checkerboard")
+CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard", "compressai-checkerboard",
+                "exact-bf16", "exact-fp16")
 #: Each path's context model, whether it runs our coder (else CompressAI's) and whether in
 #: exact fixed point (else in float).
 PATH_CONTEXT = {"exact": "serial", "ours": "serial", "compressai": "serial", "exact-checkerboard": "checkerboard",
-                "checkerboard": "checkerboard", "compressai-checkerboard": "checkerboard"}
+                "checkerboard": "checkerboard", "compressai-checkerboard": "checkerboard", "exact-bf16": "serial",
+                "exact-fp16": "serial"}
 PATH_OURS = {"exact": True, "ours": True, "compressai": False, "exact-checkerboard": True, "checkerboard": True,
-             "compressai-checkerboard": False}
+             "compressai-checkerboard": False, "exact-bf16": True, "exact-fp16": True}
 PATH_EXACT = {p: p.startswith("exact") for p in CODING_PATHS}
+#: The transforms' precision of each path (dic.models.precision).
+PATH_PRECISION = {p: {"exact-bf16": "bfloat16", "exact-fp16": "float16"}.get(p, "float32") for p in CODING_PATHS}
 #: Pairs whose latents are compared: (ours, CompressAI's) for each context.
 PAIRS = {"serial": ("ours", "compressai"), "checkerboard": ("checkerboard", "compressai-checkerboard")}
 
@@ -58,10 +67,23 @@ def coding_op(model: nn.Module, op: str, path: str, noisy: torch.Tensor,
         use_coding_path(model, path)
         with torch.no_grad():
             if op == "encode":
-                model.compress(noisy, exact=PATH_EXACT[path])
+                model.compress(noisy, exact=PATH_EXACT[path], precision=PATH_PRECISION[path])
             else:
-                model.decompress(coded["strings"], coded["shape"], exact=PATH_EXACT[path])
+                model.decompress(coded["strings"], coded["shape"], exact=PATH_EXACT[path],
+                                 precision=PATH_PRECISION[path])
     return fn
+
+
+def default_paths(device: torch.device) -> List[str]:
+    """The paths measured when ``--paths`` is not given: every float32 path, ``exact-bf16``
+    where bfloat16 is fast on ``device`` and ``exact-fp16`` on CUDA."""
+    low = {"exact-bf16": fast_bfloat16(device), "exact-fp16": device.type == "cuda"}
+    return [p for p in CODING_PATHS if low.get(p, True)]
+
+
+def path_precisions(paths: Sequence[str]) -> List[str]:
+    """The precisions the paths run their transforms in, float32 first."""
+    return ["float32"] + sorted({PATH_PRECISION[p] for p in paths} - {"float32"})
 
 
 def coding_paths(no_compressai: bool, contexts: Sequence[str] = CONTEXTS) -> List[str]:
@@ -89,22 +111,32 @@ def context_twins(model: nn.Module, contexts: Sequence[str]) -> Dict[str, nn.Mod
     return twins
 
 
-def component_ops(model: nn.Module, noisy: torch.Tensor) -> Dict[str, Callable[[], None]]:
+def component_name(component: str, precision: str = "float32") -> str:
+    """``analysis`` / ``synthesis``, suffixed ``_bfloat16`` or ``_float16`` for a low precision."""
+    return component if precision == "float32" else f"{component}_{precision}"
+
+
+def component_ops(model: nn.Module, noisy: torch.Tensor, precisions: Sequence[str] = ("float32",)
+                  ) -> Dict[str, Callable[[], None]]:
     """The analysis (``encode`` of the padded image) and the synthesis (``g_s`` of a latent of
-    the decoded size, clamped as decoding does) alone."""
+    the decoded size, clamped as decoding does) alone, in each of ``precisions``
+    (:func:`component_name`)."""
     x = pad_to_multiple(noisy, model.pad_multiple)
     with torch.no_grad():
-        y_hat = torch.round(model.encode(x)["y"])
+        y_hat = torch.round(model._analyse(x))
+    ops: Dict[str, Callable[[], None]] = {}
+    for precision in precisions:
+        def analysis(precision: str = precision) -> None:
+            with torch.no_grad():
+                model._analyse(x, precision=precision)
 
-    def analysis() -> None:
-        with torch.no_grad():
-            model.encode(x)
+        def synthesis(precision: str = precision) -> None:
+            with torch.no_grad():
+                model._synthesize(y_hat, precision)
 
-    def synthesis() -> None:
-        with torch.no_grad():
-            model._synthesize(y_hat)
-
-    return {"analysis": analysis, "synthesis": synthesis}
+        ops[component_name("analysis", precision)] = analysis
+        ops[component_name("synthesis", precision)] = synthesis
+    return ops
 
 
 def _code_once(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List[str]
@@ -116,8 +148,10 @@ def _code_once(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List
         for path in paths:
             model = models[PATH_CONTEXT[path]]
             use_coding_path(model, path)
-            coded[path] = model.compress(noisy, exact=PATH_EXACT[path])
-            out = model.decompress(coded[path]["strings"], coded[path]["shape"], exact=PATH_EXACT[path])
+            precision = PATH_PRECISION[path]
+            coded[path] = model.compress(noisy, exact=PATH_EXACT[path], precision=precision)
+            out = model.decompress(coded[path]["strings"], coded[path]["shape"], exact=PATH_EXACT[path],
+                                   precision=precision)
             coded[path]["decoded_symbols"] = out["symbols"]
             decoded[path] = out["x_hat"]
             use_coding_path(model, PAIRS[PATH_CONTEXT[path]][0])
@@ -145,24 +179,32 @@ def _agreement(coded: Mapping[str, Any], decoded: Mapping[str, torch.Tensor]) ->
 
 
 def bench_coding(models: Mapping[str, nn.Module], noisy: torch.Tensor, paths: List[str], repeats: int,
-                 warmup: int, device: torch.device) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+                 warmup: int, device: torch.device, count_flops: bool = True) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Encode/decode times of each path (``models``: one per context, :func:`context_twins`),
     their bitstream sizes, the agreement checks of :func:`_agreement`, the analysis and
-    synthesis alone (``components``); and each path's ``compress`` output (for the memory probes)."""
+    synthesis alone (``components``, in each precision a path runs; with ``count_flops`` their
+    GFLOP too, :func:`.roofline.count_gflop`); and each path's ``compress`` output (for the
+    memory probes)."""
     coded, decoded = _code_once(models, noisy, paths)
     out: Dict[str, Any] = {p: {"bytes": sum(len(s) for group in coded[p]["strings"] for s in group),
-                               "context": PATH_CONTEXT[p]} for p in paths}
+                               "context": PATH_CONTEXT[p], "precision": PATH_PRECISION[p]} for p in paths}
     out.update(_agreement(coded, decoded))
     if repeats > 0:
-        components = component_ops(next(iter(models.values())), noisy)
+        precisions = path_precisions(paths)
+        components = component_ops(next(iter(models.values())), noisy, precisions)
         out["components"] = {}
+        if count_flops:
+            for component in ("analysis", "synthesis"):
+                out["components"][f"{component}_gflop"] = count_gflop(components[component])
         for op, component in (("encode", "analysis"), ("decode", "synthesis")):
             fns = {p: coding_op(models[PATH_CONTEXT[p]], op, p, noisy, coded[p]) for p in paths}
-            fns[component] = components[component]
+            names = [component_name(component, precision) for precision in precisions]
+            fns.update({name: components[name] for name in names})
             times = time_interleaved(fns, repeats, warmup, device)
             for p in paths:
                 out[p][f"{op}_s"] = summary(times[p])
-            out["components"][f"{component}_s"] = summary(times[component])
+            for name in names:
+                out["components"][f"{name}_s"] = summary(times[name])
         for model in models.values():
             model.fast_coding = True
     return out, coded

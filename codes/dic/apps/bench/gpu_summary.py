@@ -1,7 +1,8 @@
-"""The one table of ``scripts/gpu_check.sh`` (README "Performance"): reads what its stages left in
+"""The one table of ``scripts/gpu_check.sh`` (docs/performance.md): reads what its stages left in
 one folder — ``stages.tsv`` (stage, exit code, seconds), the CUDA tests' JUnit XML,
-``bench_coding.json``, ``bench_train.json``, ``bench_compile.json`` (``dic bench --json``) and
-``crossdevice.json`` — prints one table and writes everything to ``gpu_check.json``. A stage
+``bench_coding.json``, ``bench_precision.json`` (the transforms in float32, bfloat16 and
+float16, with the roofline), ``bench_train.json``, ``bench_compile.json`` (``dic bench --json``)
+and ``crossdevice.json`` — prints one table and writes everything to ``gpu_check.json``. A stage
 that failed or timed out shows as such; the exit code is 1 when any did."""
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ...fileio import atomic_write_text
 from .report import PATH_TITLES
+from .roofline import roofline_lines
 from .timing import median_of, ratio
 from .training import TRAIN_VARIANTS
 
-BENCH_FILES = ("bench_coding", "bench_train", "bench_compile")
+BENCH_FILES = ("bench_coding", "bench_precision", "bench_train", "bench_compile")
 
 
 def read_stages(folder: Path) -> List[Dict[str, Any]]:
@@ -71,11 +73,11 @@ def _stage_lines(data: Mapping[str, Any]) -> List[str]:
     return lines
 
 
-def _coding_lines(bench: Mapping[str, Any]) -> List[str]:
+def _coding_lines(bench: Mapping[str, Any], title: str = "coding") -> List[str]:
     coding = bench.get("coding") or {}
     paths = [p for p in PATH_TITLES if p in coding]
     img = bench["image"]
-    lines = ["", f"coding {img['width']}×{img['height']}, N={bench['hparams'].get('N')}".ljust(26)
+    lines = ["", f"{title} {img['width']}×{img['height']}, N={bench['hparams'].get('N')}".ljust(26)
              + "".join(f"{PATH_TITLES[p]:>16s}" for p in paths)]
     for op in ("encode", "decode"):
         lines.append(f"{op + ' (s)':26s}" + "".join(f"{_fmt(median_of(coding[p], op + '_s')):>16s}" for p in paths))
@@ -83,9 +85,19 @@ def _coding_lines(bench: Mapping[str, Any]) -> List[str]:
     lines.append(f"analysis alone {_fmt(median_of(comp, 'analysis_s'))} s, synthesis alone "
                  f"{_fmt(median_of(comp, 'synthesis_s'))} s; decode checkerboard / serial "
                  f"{_fmt(bench['ratios'].get('decode_time_checkerboard_over_serial'))}")
+    for precision in ("bfloat16", "float16"):
+        if median_of(comp, f"synthesis_{precision}_s") is not None:
+            lines.append(f"  in {precision}: analysis {_fmt(median_of(comp, f'analysis_{precision}_s'))} s, "
+                         f"synthesis {_fmt(median_of(comp, f'synthesis_{precision}_s'))} s")
     exact = coding.get("round_trip_exact") or {}
     lines.append("decoded symbols equal the encoder's: " + (", ".join(
         f"{PATH_TITLES[p]} {'yes' if ok else 'NO'}" for p, ok in exact.items()) or "—"))
+    shown = {k: v for k, v in (bench.get("ratios") or {}).items() if v is not None
+             and any(t in k for t in ("bf16_", "fp16_", "time_over_peak"))}
+    if shown:
+        lines.append("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+    if bench.get("roofline"):
+        lines += roofline_lines(bench["roofline"])
     return lines
 
 
@@ -120,6 +132,8 @@ def format_summary(data: Mapping[str, Any]) -> str:
     lines += _stage_lines(data)
     if data.get("bench_coding"):
         lines += _coding_lines(data["bench_coding"])
+    if data.get("bench_precision"):
+        lines += _coding_lines(data["bench_precision"], "precision")
     merged: Dict[str, Any] = {}
     for name in ("bench_train", "bench_compile"):
         if data.get(name) and data[name].get("train"):

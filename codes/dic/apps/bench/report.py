@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
+from .roofline import roofline_lines, roofline_ratios
 from .timing import median_of, ratio
 from .training import TRAIN_VARIANTS
 
@@ -14,11 +15,16 @@ CODING_RATIOS = {
     "exact_checkerboard_over_float": ("exact-checkerboard", "checkerboard"),
     "checkerboard_over_serial": ("checkerboard", "ours"),
     "checkerboard_over_compressai_checkerboard": ("checkerboard", "compressai-checkerboard"),
+    "bf16_over_compressai": ("exact-bf16", "compressai"),
+    "bf16_over_float32": ("exact-bf16", "exact"),
+    "fp16_over_compressai": ("exact-fp16", "compressai"),
+    "fp16_over_float32": ("exact-fp16", "exact"),
 }
 #: Column titles of the coding paths.
 PATH_TITLES = {"exact": "serial exact", "ours": "serial float", "compressai": "serial (CAI)",
                "exact-checkerboard": "checkerb. exact", "checkerboard": "checkerb. float",
-               "compressai-checkerboard": "checkerb. (CAI)"}
+               "compressai-checkerboard": "checkerb. (CAI)", "exact-bf16": "exact bf16",
+               "exact-fp16": "exact fp16"}
 
 
 def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
@@ -48,6 +54,8 @@ def ratios(results: Mapping[str, Any]) -> Dict[str, Optional[float]]:
     for v in TRAIN_VARIANTS:
         if v != "official-style" and median_of(train.get(v, {}), "step_s") is not None and official is not None:
             out[f"train_speedup_{v.replace('-', '_')}_vs_official_style"] = ratio(official, median_of(train[v], "step_s"))
+    if results.get("roofline"):
+        out.update(roofline_ratios(results["roofline"]))
     return out
 
 
@@ -89,6 +97,10 @@ def _coding_lines(coding: Mapping[str, Any]) -> List[str]:
         lines.append("alone, same rounds: analysis (encode's network) "
                      f"{_fmt(median_of(components, 'analysis_s'))} s, synthesis g_s "
                      f"{_fmt(median_of(components, 'synthesis_s'))} s")
+        for precision in ("bfloat16", "float16"):
+            if median_of(components, f"synthesis_{precision}_s") is not None:
+                lines.append(f"  in {precision}: analysis {_fmt(median_of(components, f'analysis_{precision}_s'))} s, "
+                             f"synthesis {_fmt(median_of(components, f'synthesis_{precision}_s'))} s")
     exact = coding.get("round_trip_exact", {})
     if exact:
         lines.append("decoded symbols equal the encoder's: " + ", ".join(
@@ -124,6 +136,8 @@ def format_table(results: Mapping[str, Any]) -> str:
     coding, train = results.get("coding"), results.get("train")
     if coding:
         lines += _coding_lines(coding)
+    if results.get("roofline"):
+        lines += roofline_lines(results["roofline"])
     if train:
         lines += _train_lines(train)
     shown = {k: v for k, v in results["ratios"].items() if v is not None}

@@ -9,7 +9,9 @@ interleaved run by run so that they see the same machine load (:mod:`.timing`):
   through our coder and CompressAI's, and the analysis and synthesis alone (:mod:`.coding`);
 - one training step of ``dic train``'s own :class:`~dic.apps.train.step.TrainStep`: ours, an
   official-style model (:mod:`.official`) and channels_last tensors (:mod:`.training`);
-- peak memory of each (:mod:`.memory`).
+- peak memory of each (:mod:`.memory`);
+- the roofline: each transform's GFLOP, achieved GFLOP/s and distance to the machine's measured
+  matrix-product peak in each precision (:mod:`.roofline`).
 
 Weights are random (``--seed``) unless ``--checkpoint`` is given: timings of the networks do
 not depend on them, but the entropy coder's work does a little (how many distinct scales a
@@ -26,15 +28,19 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import compressai
+import numpy as np
 import torch
 
-from ...errors import OptionError
+from ...errors import ArgumentError, OptionError
 from ...fileio import atomic_write_text
+from ...models.precision import describe as describe_precision, resolve_precision
 from ..runtime import guarded, parse_device
-from .coding import CODING_PATHS, CONTEXTS, PATH_CONTEXT, bench_coding, coding_paths, context_twins
+from .coding import (CODING_PATHS, CONTEXTS, PATH_CONTEXT, PATH_PRECISION, bench_coding, coding_paths,
+                     context_twins, default_paths, path_precisions)
 from .inputs import build_model, load_image, make_noisy, parse_size
 from .memory import Job, bench_memory
 from .report import format_table, ratios
+from .roofline import measure_peaks, roofline
 from .training import TRAIN_VARIANTS, bench_train, train_variants
 
 FORMAT = "dic-bench"
@@ -68,12 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"training-step variants, comma-separated (default: all that apply: "
                              f"{', '.join(TRAIN_VARIANTS)}; all but the first two on CUDA only)")
     parser.add_argument("--no-compressai", action="store_true", help="skip CompressAI's coding paths")
-    parser.add_argument("--paths", default=",".join(CODING_PATHS),
-                        help=f"coding paths to measure, comma-separated (default: all of {', '.join(CODING_PATHS)}, "
-                             "less those --contexts and --no-compressai leave out)")
+    parser.add_argument("--paths", default=None,
+                        help=f"coding paths to measure, comma-separated, of {', '.join(CODING_PATHS)} (default: all "
+                             "float32 ones, exact-bf16 where bfloat16 is fast, exact-fp16 on CUDA; less those "
+                             "--contexts and --no-compressai leave out)")
     parser.add_argument("--no-coding", action="store_true", help="skip encode/decode")
     parser.add_argument("--no-train", action="store_true", help="skip the training step")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    parser.add_argument("--no-roofline", action="store_true",
+                        help="skip the FLOP counts and the matrix-product peaks (the roofline table)")
+    parser.add_argument("--peak-size", type=int, default=None, metavar="N",
+                        help="side of the square matrix product that measures the peak (default: 2048 on the CPU, "
+                             "512 for an emulated bfloat16, 8192 on CUDA)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and image (default 0)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results to this JSON file")
 
@@ -103,9 +115,11 @@ def check_args(args: argparse.Namespace) -> None:
     if args.train_batch <= 0 or args.train_size <= 0:
         raise OptionError(f"--train-batch and --train-size must be positive, got {args.train_batch} "
                           f"and {args.train_size}")
+    if args.peak_size is not None and args.peak_size <= 0:
+        raise OptionError(f"--peak-size must be positive, got {args.peak_size}")
     if args.threads < 0:
         raise OptionError(f"--threads must be ≥ 0, got {args.threads}")
-    for name in parse_list(args.paths):
+    for name in parse_list(args.paths or ""):
         if name not in CODING_PATHS:
             raise OptionError(f"--paths: unknown coding path {name!r}; expected some of {', '.join(CODING_PATHS)}")
     for name in parse_list(args.train_variants):
@@ -153,11 +167,21 @@ def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     model.to(device)
     noisy = noisy.to(device)
     contexts = [] if args.no_coding else parse_contexts(args.contexts)
-    paths = [p for p in coding_paths(args.no_compressai, contexts) if p in parse_list(args.paths)]
+    requested = parse_list(args.paths) if args.paths else default_paths(device)
+    paths = [p for p in coding_paths(args.no_compressai, contexts) if p in requested]
+    for path in paths:  # a precision this device cannot run: refused before anything is measured
+        try:
+            resolve_precision(PATH_PRECISION[path], device)
+        except ArgumentError as e:
+            raise OptionError(f"--paths {path}: {e.detail}") from None
     twins = context_twins(model, contexts)
     coded: Dict[str, Any] = {}
     if not args.no_coding:
-        results["coding"], coded = bench_coding(twins, noisy, paths, args.repeats, args.warmup, device)
+        results["coding"], coded = bench_coding(twins, noisy, paths, args.repeats, args.warmup, device,
+                                                count_flops=not args.no_roofline)
+        if not args.no_roofline and results["coding"].get("components"):
+            peaks = measure_peaks(device, path_precisions(paths), args.peak_size)
+            results["roofline"] = roofline(results["coding"]["components"], peaks)
     if not args.no_train:
         results["train"] = bench_train(model, args.train_batch, args.train_size, args.seed, args.repeats,
                                        args.warmup, device, parse_list(args.train_variants))
@@ -181,7 +205,8 @@ def machine_info(device: torch.device) -> Dict[str, Any]:
     """Versions, threads and processor the figures came from."""
     info: Dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
                             "compressai": compressai.__version__, "threads": torch.get_num_threads(),
-                            "cpu": _cpu_name(), "cpu_count": os.cpu_count()}
+                            "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+                            "numpy": np.__version__, "precision": describe_precision(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
