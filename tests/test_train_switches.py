@@ -54,10 +54,16 @@ def _max_diff(a: TrainStep, b: TrainStep) -> float:
 
 
 def _same_states(a: TrainStep, b: TrainStep) -> bool:
+    """Same weights and the same states of both optimizers (main and auxiliary)."""
     sa, sb = a.model.state_dict(), b.model.state_dict()
-    opt_a, opt_b = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
-    return (all(torch.equal(sa[k], sb[k]) for k in sa) and opt_a.keys() == opt_b.keys()
-            and all(torch.equal(v, opt_b[i][k]) for i, st in opt_a.items() for k, v in st.items()))
+    return all(torch.equal(sa[k], sb[k]) for k in sa) and all(
+        _same_optimizer(x, y) for x, y in ((a.optimizer, b.optimizer), (a.aux_optimizer, b.aux_optimizer)))
+
+
+def _same_optimizer(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> bool:
+    opt_a, opt_b = a.state_dict()["state"], b.state_dict()["state"]
+    return opt_a.keys() == opt_b.keys() and all(
+        torch.equal(v, opt_b[i][k]) for i, st in opt_a.items() for k, v in st.items())
 
 
 def test_fused_adam_equals_the_default_kernel():
@@ -72,8 +78,8 @@ def test_fused_adam_equals_the_default_kernel():
 
 @pytest.mark.parametrize("bad", ["nan", "above-cap", "none"])
 def test_sync_free_cap_equals_zero_grad_exactly(bad):
-    """Bit for bit the plain ``zero_grad`` step (weights and Adam states), for a good step and
-    a capped one, with the flag left on the device."""
+    """Bit for bit the plain ``zero_grad`` step (weights and both Adams' states, the quantiles'
+    included), for a good step and a capped one, with the flag left on the device."""
     gt, noisy = _batch()
     plain = _step(loss_cap_mode="zero_grad")
     sync_free = _step(loss_cap_mode="zero_grad", sync_free_cap=True)

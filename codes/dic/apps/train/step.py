@@ -7,9 +7,14 @@ The loss cap. A step whose main loss lies outside ``[0, loss_cap)`` — NaN, inf
 or at least ``loss_cap`` — is *capped*:
 
 - ``skip``: nothing is updated (no backward pass, no optimizer step);
-- ``zero_grad`` (the official releases): the main loss is not back-propagated, the main
-  gradients are zero, yet the main optimizer still steps (Adam's moments keep moving the
-  weights); the auxiliary loss is back-propagated and its optimizer steps as usual.
+- ``zero_grad``: the official releases' step as they ran it under PyTorch 1.x
+  (docs/reproducing.md, "loss cap"): the main loss is back-propagated and clipped, then every
+  main gradient that exists is filled with zeros and the main Adam steps; the auxiliary loss
+  (after the main step) is back-propagated, its gradients filled with zeros, and the auxiliary
+  Adam steps. Both Adams thus move the weights and the quantiles by their moments alone. The
+  zeros are filled here (:func:`fill_zeros`) rather than by ``Optimizer.zero_grad()``, whose
+  PyTorch 2 default (``set_to_none``) would make Adam skip every parameter and move nothing.
+  Parameters that got no gradient (frozen or unused ones) are not stepped, as in the releases.
 
 Under DDP a bad loss on any rank caps the step on every rank (``any_rank``), so the replicas
 stay identical.
@@ -19,11 +24,10 @@ Throughput switches (``train.*`` in docs/options.md), each the same step compute
 - ``channels_last``: model and batches in ``torch.channels_last`` (CUDA; same losses to float
   rounding);
 - ``fused_adam``: both Adams as torch's fused kernels (:func:`build_optimizers`);
-- ``sync_free_cap``: the cap decided on the device (:meth:`TrainStep._sync_free_step`): the step
-  always back-propagates, and a capped step's main gradients are zeroed by a device-side mask,
-  which is ``zero_grad`` exactly (parameters without a gradient stay without one); the host
-  never waits for the loss, and the result carries the flag as a tensor (``capped_flag``) for
-  the loop to count at its next log line;
+- ``sync_free_cap``: the cap decided on the device (:meth:`TrainStep._sync_free_step`): a capped
+  step's main and auxiliary gradients are zeroed by a device-side mask, which is ``zero_grad``
+  exactly; the host never waits for the loss, and the result carries the flag as a tensor
+  (``capped_flag``) for the loop to count at its next log line;
 - ``noise_on_device``: a batch may come as clean crops plus a noise specification (a dict,
   :data:`dic.data.synthetic.NOISE_SPEC_KEYS`), synthesised here on the step's device;
 - ``compile``: the forward pass through ``torch.compile``.
@@ -52,6 +56,9 @@ FP32_MODULES = ("entropy_bottleneck", "gaussian_conditional", "context_predictio
 
 #: What a capped step does (``train.loss_cap_mode``).
 LOSS_CAP_MODES = ("skip", "zero_grad")
+
+#: Whether a step is capped: a host bool, or a device bool tensor (``sync_free_cap``).
+Capped = Union[bool, Tensor]
 
 
 @dataclass
@@ -144,46 +151,43 @@ class TrainStep:
         if capped and self.loss_cap_mode == "skip":
             result.terms["aux_loss"] = self.model.aux_loss().detach()
             return result  # nothing updated
-        if capped:  # zero_grad: Adam still steps, on zero gradients
-            for p in parameters(self.optimizer):
-                p.grad = torch.zeros_like(p)
-        else:
-            self._backward(terms["loss"] + 0.0 * self.model.aux_loss())
-            if self.clip_max_norm > 0:
-                nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
-        return self._update(result)
+        self._backward(terms["loss"] + 0.0 * self.model.aux_loss(), capped)
+        return self._update(result, capped)
 
     def _sync_free_step(self, terms: Dict[str, Tensor]) -> StepResult:
-        """``zero_grad`` capping without a host branch: back-propagate, then zero the main
-        gradients where the (all-rank) flag says the loss was outside ``[0, loss_cap)`` —
-        ``masked_fill_`` also clears the NaNs a bad loss leaves — clip, step both optimizers."""
+        """``zero_grad`` capping without a host branch: the flag (all ranks) stays a device
+        tensor, and the gradients are zeroed where it is set — ``masked_fill_`` also clears the
+        NaNs a bad loss leaves — before both optimizers step."""
         loss = terms["loss"]
         capped = self.any_rank(~loss_in_range(loss.detach(), self.loss_cap))
-        self._backward(loss + 0.0 * self.model.aux_loss())
-        for p in parameters(self.optimizer):
-            if p.grad is not None:
-                p.grad.masked_fill_(capped, 0.0)
-        if self.clip_max_norm > 0:
-            nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
-        return self._update(StepResult({k: v.detach() for k, v in terms.items()}, False, capped_flag=capped))
+        self._backward(loss + 0.0 * self.model.aux_loss(), capped)
+        return self._update(StepResult({k: v.detach() for k, v in terms.items()}, False, capped_flag=capped), capped)
 
-    def _update(self, result: StepResult) -> StepResult:
+    def _update(self, result: StepResult, capped: Capped) -> StepResult:
         """Both optimizers' steps on the gradients in place: the main Adam, then the auxiliary
-        loss with the updated density weights (:meth:`_aux_step`)."""
+        loss with the updated density weights (:meth:`_aux_step`), its gradients zeroed when the
+        step is capped."""
         self._main_step()
-        result.terms["aux_loss"] = self._aux_step()
+        result.terms["aux_loss"] = self._aux_step(capped)
         # keep the stored weights canonical, so replicas and checkpoints agree whether or not a
         # forward pass (a validation on rank 0) has masked them since the last step
         apply_context_masks(self.model)
         return result
 
-    def _backward(self, total: Tensor) -> None:
-        """Gradients of ``total`` (reduced over ranks by DDP), unscaled for clipping under fp16."""
+    def _backward(self, total: Tensor, capped: Capped) -> None:
+        """Gradients of ``total`` (reduced over ranks by DDP), filled with zeros when the step is
+        capped, unscaled under fp16 and clipped. The zeros come before the unscaling so that a
+        capped fp16 step is not skipped for the infinities it back-propagated (the releases step
+        on zeros); clipping zeros leaves zeros, so the order is otherwise the releases'."""
         if self.scaler is not None:
             self.scaler.scale(total).backward()
-            self.scaler.unscale_(self.optimizer)
         else:
             total.backward()
+        fill_zeros(parameters(self.optimizer), capped)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.clip_max_norm > 0:
+            nn.utils.clip_grad_norm_(parameters(self.optimizer), self.clip_max_norm)
 
     def _main_step(self) -> None:
         if self.scaler is not None:
@@ -192,18 +196,33 @@ class TrainStep:
         else:
             self.optimizer.step()
 
-    def _aux_step(self) -> Tensor:
+    def _aux_step(self, capped: Capped) -> Tensor:
         """The auxiliary loss with the updated density weights, its gradients for the quantiles
-        and the aux optimizer's step; returns the loss, detached. ``autograd.grad`` leaves DDP's
-        hooks out, which is safe: the aux loss depends only on replicated weights (the quantiles;
-        the density, detached), so its gradients are the same on every rank. It runs in float32
-        outside autocast, so it needs no gradient scaling."""
+        (zeros on a capped step) and the aux optimizer's step; returns the loss, detached.
+        ``autograd.grad`` leaves DDP's hooks out, which is safe: the aux loss depends only on
+        replicated weights (the quantiles; the density, detached), so its gradients are the same
+        on every rank. It runs in float32 outside autocast, so it needs no gradient scaling."""
         quantiles = parameters(self.aux_optimizer)
         aux_loss = self.model.aux_loss()
         for p, g in zip(quantiles, torch.autograd.grad(aux_loss, quantiles, allow_unused=True)):
             p.grad = g
+        fill_zeros(quantiles, capped)
         self.aux_optimizer.step()
         return aux_loss.detach()
+
+
+def fill_zeros(params: List[Tensor], capped: Capped) -> None:
+    """On a capped step, every existing gradient of ``params`` becomes zeros in place, as
+    PyTorch 1.x's ``zero_grad()`` did in the releases (gradients that do not exist stay so, and
+    Adam skips their parameters); a device flag masks without a host sync. Nothing otherwise."""
+    if torch.is_tensor(capped):
+        for p in params:
+            if p.grad is not None:
+                p.grad.masked_fill_(capped, 0.0)
+    elif capped:
+        for p in params:
+            if p.grad is not None:
+                p.grad.zero_()
 
 
 def _this_rank(flag: Any) -> Any:
@@ -231,6 +250,10 @@ def parameters(optimizer: Optimizer) -> List[Tensor]:
 
 # ============================================================================================
 # Mixed precision
+#: ``train.amp``: float32, or autocast to bfloat16 / float16 (CUDA only).
+AMP_MODES = ("off", "bf16", "fp16")
+
+
 def select_amp(amp: str, device: torch.device, logger: logging.Logger) -> Optional[torch.dtype]:
     """The autocast dtype for ``train.amp`` (None: full float32). Mixed precision is CUDA-only."""
     if amp == "off":
