@@ -4,7 +4,9 @@ after changing the recipe table below, and `--check` in CI).
 
 Training files, conf/train/ (``--out``):
 - ``snr_decomp_{mse_q1..q6,msssim_q2,q3,q5,q6,sidd_q1..q6}.yml``: the ICME 2024 recipe, each
-  objective as trained in its own official source tree (per-row lr, milestones, gamma, loss cap);
+  objective as trained in its own official source tree (per-row lr, milestones, gamma, loss cap)
+  and with that tree's network (:data:`ICME_NETWORKS`: the MSE tree's, or the second network of
+  the MS-SSIM and SIDD trees);
 - ``multiscale_decomp_*.yml``: the ECCV 2022 recipe (600 epochs, ×0.1 at 450 and 550);
 - ``cheng2020_anchor_*.yml``: the codec-only baseline. No paper publishes a recipe for it: it
   uses the ECCV 2022 schedule and has no guidance branch (criterion_fea: null);
@@ -16,7 +18,9 @@ Common to every recipe: epoch mode, Adam with lr_aux 1e-3, LambdaLR with 20 warm
 gradient clipping 1.0, batch 16 of 256×256 crops, validation every epoch, warm start from
 CompressAI's Cheng2020-anchor of the same quality and metric, guidance λ_fea = 3 with L1, λ from
 the standard table, the releases' sRGB curves for the synthetic noise (legacy_gamma: true) and
-their loss-cap behaviour (loss_cap_mode: zero_grad).
+their loss-cap behaviour (loss_cap_mode: zero_grad). Our own options that no release has
+(``network.alphas``, the AMP and throughput switches) stay at their defaults and out of the
+paper files, except ``train.amp: 'off'``, written out to say the recipe is float32.
 
 Evaluation files, conf/test/ (``--test-out``): ``official_<model>_<mse|msssim|sidd>.yml`` for both
 joint models, the official measurement protocol on the releases' curves, one curve per command
@@ -75,6 +79,17 @@ ICME_ROWS = (
     ("sidd", (6,), 1e-4, (310, 450, 550, 600, 650, 700), 0.5, 1000.0),
 )
 ICME_EPOCHS = 800
+# the snr-decomp network each ICME 2024 tree holds (docs/models.md §3): the MSE tree's, and the
+# second network of the MS-SSIM and SIDD trees (branches of width N, 8 heads, *_CC unused)
+ICME_NETWORKS = {
+    "mse": {"branch_width": "half", "num_heads": 12},
+    "msssim": {"branch_width": "full", "num_heads": 8},
+    "sidd": {"branch_width": "full", "num_heads": 8},
+}
+NETWORK_NOTE = {
+    "half": "the MSE tree's network (branch_width half: branches of N/2 channels, 12 heads)",
+    "full": "the MS-SSIM and SIDD trees' network (branch_width full: branches of N channels, 8 heads, *_CC unused)",
+}
 # official ICME 2024 runs that were stopped and resumed from an intermediate checkpoint with an
 # edited schedule: (tag, quality) → epoch of that checkpoint
 ICME_RESUMED = {("mse", 1): 369, ("mse", 4): 59, ("mse", 6): 339,
@@ -126,6 +141,12 @@ def train_name(model: str, tag: str, quality: int) -> str:
 
 # ---- training files --------------------------------------------------------------------------
 
+def releases_noise(data: dict) -> dict:
+    """``legacy_gamma: true`` (the releases' sRGB curves) for a set with synthetic noise; nothing
+    for real noise (SIDD), whose data set does not take the key."""
+    return {"legacy_gamma": True} if data["name"].startswith("synthetic") else {}
+
+
 def official(model: str, tag: str, quality: int) -> dict:
     """One training option tree of the recipe of ``model``."""
     metric, _, train_data, val_data = OBJECTIVES[tag]
@@ -137,16 +158,16 @@ def official(model: str, tag: str, quality: int) -> dict:
         "manual_seed": 1,
         "datasets": {
             "train": {**train_data, "patch_size": 256, "batch_size": 16, "n_workers": 4, "use_shuffle": True,
-                      "legacy_gamma": True},
+                      **releases_noise(train_data)},
             "val": {**val_data, "patch_size": 256, "batch_size": 1, "n_workers": 0, "use_shuffle": False,
-                    "legacy_gamma": True},
+                    **releases_noise(val_data)},
         },
         "network": {
             "model": model,
             "quality": quality,
+            **(ICME_NETWORKS[tag] if model == "snr-decomp" else {}),
             "criterions": {"criterion_metric": metric, "criterion_fea": None if model == "cheng2020-anchor" else "l1"},
             "lambdas": {"lambda_metric": LAMBDAS[metric][quality - 1], "lambda_fea": 3.0},
-            "alphas": {"alpha_metric": 1.0, "alpha_fea": 1.0},
             "pretrained": True,
         },
         "train": {
@@ -301,9 +322,11 @@ def header(model: str, tag: str, quality: int) -> str:
         lines.append(f"The official run was stopped and resumed from its epoch-{r.resumed_from} checkpoint with an edited")
         lines.append("schedule, which cannot be replayed exactly; this file is the recipe table's row.")
     lines.append(f"{model}, {metric.upper()} q{quality} (λ = {LAMBDAS[metric][quality - 1]}), trained on {DATA_NOTE[tag]}.")
+    if model == "snr-decomp":
+        lines.append(f"Network: {NETWORK_NOTE[ICME_NETWORKS[tag]['branch_width']]}.")
     if tag == "sidd":
-        lines.append("legacy_gamma (the releases' sRGB curves) is set as in every recipe file; SIDD's noise is real, so")
-        lines.append("it changes nothing here. loss_cap_mode zero_grad: the releases' loss-cap behaviour.")
+        lines.append("SIDD's noise is real, so no legacy_gamma (the sidd data set does not take it).")
+        lines.append("loss_cap_mode zero_grad: the releases' loss-cap behaviour.")
     else:
         lines.append("legacy_gamma: the noise is synthesised on the releases' sRGB curves, as for the published")
         lines.append("figures. loss_cap_mode zero_grad: the releases' loss-cap behaviour.")
@@ -345,10 +368,8 @@ LEVELS = [1, 2, 3, 4]
 def test_datasets(tag: str) -> dict:
     if tag == "sidd":
         return {
-            "sidd_val": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Validation",
-                         "legacy_gamma": True},
-            "sidd_benchmark": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Test",
-                               "legacy_gamma": True},
+            "sidd_val": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Validation"},
+            "sidd_benchmark": {"name": "sidd", "root": "data/SIDD/SIDD_Benchmark_Data_Blocks/SIDD_Test"},
         }
     return {
         "kodak": {"name": "synthetic-test", "root": "data/kodak", "level": list(LEVELS), "legacy_gamma": True},
@@ -378,13 +399,14 @@ def test_header(model: str, tag: str) -> str:
     qs = ", ".join(f"q{q}" for q in qualities)
     lines = [f"Generated by {SCRIPT} — do not edit (change the script and rerun it).",
              f"{model} ({paper}), {metric.upper()} models {qs}: the official measurement (test.protocol: official,",
-             "the releases' test scripts) on the releases' sRGB curves (legacy_gamma), one curve per command."]
+             "the releases' test scripts), one curve per command."]
     if tag == "sidd":
         lines += ["SIDD validation blocks (bpp, PSNR, MS-SSIM) and benchmark blocks (bpp; the decoded blocks in the",
                   f"benchmark's submission layout, results/{name}/sidd_benchmark/<model>_q<k>_SubmitSrgb.mat);",
-                  "blocks from scripts/sidd_block.py. legacy_gamma changes nothing on real noise."]
+                  "blocks from scripts/sidd_block.py."]
     else:
-        lines += [f"Kodak and CLIC at noise levels 1–4: results/{name}/<kodak|clic>_level<k>/{model}.json."]
+        lines += [f"Kodak and CLIC at noise levels 1–4, synthesised on the releases' sRGB curves (legacy_gamma):",
+                  f"results/{name}/<kodak|clic>_level<k>/{model}.json."]
     if tag == "msssim":
         lines += [f"Plot: dic plot results/{name}/kodak_level1/*.json --metric ms-ssim-db"]
     lines += [f"Checkpoints: best.pth of each conf/train/{file_stem(model)}_{tag}_q<k>.yml run; official release",

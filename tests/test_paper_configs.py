@@ -2,7 +2,8 @@
 
 The recipe table is written out here as data on purpose, independently of
 scripts/make_train_configs.py, so that a change to the generator that departs from the papers
-fails here. Files are read as plain YAML: no model is built, nothing but PyYAML is imported.
+fails here. Files are read as plain YAML; only the key-table test builds a model, as shapes
+(no weights), to compare the network a file asks for with the official key table of its tree.
 """
 import shutil
 import subprocess
@@ -47,6 +48,16 @@ ICME = {
 }
 # official ICME 2024 runs resumed from an intermediate checkpoint with an edited schedule
 ICME_RESUMED = {("mse", 1): 369, ("mse", 4): 59, ("mse", 6): 339, ("sidd", 1): 439, ("sidd", 2): 439, ("sidd", 6): 309}
+
+
+# the snr-decomp network of each ICME 2024 tree (docs/models.md §3): (branch_width, num_heads,
+# the official key table of that tree's network, every key with its shape at N=192)
+ICME_NETWORK = {"mse": ("half", 12, "official_keys_icme2024_snr_N192.tsv"),
+                "msssim": ("full", 8, "official_keys_icme2024_snr_msssim_sidd_N192.tsv"),
+                "sidd": ("full", 8, "official_keys_icme2024_snr_msssim_sidd_N192.tsv")}
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# the entropy-coder tables: filled by update(), their sizes depend on the weights
+CODER_TABLES = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
 
 
 def eccv(tag, quality):
@@ -96,6 +107,12 @@ def test_paper_training_file_follows_the_recipe(model, tag, quality):
     assert net["lambdas"]["lambda_metric"] == LAMBDA[metric][quality - 1]
     assert net["lambdas"]["lambda_fea"] == 3
     assert net["pretrained"] is True
+    assert "alphas" not in net  # our own factors, not the papers' (the releases never read them)
+    if model == "snr-decomp":
+        branch_width, heads, _ = ICME_NETWORK[tag]
+        assert (net["branch_width"], net["num_heads"]) == (branch_width, heads)
+    else:
+        assert "branch_width" not in net and "num_heads" not in net
 
     train = opt["train"]
     assert train["mode"] == "epoch" and "step" not in train
@@ -117,9 +134,34 @@ def test_paper_training_file_follows_the_recipe(model, tag, quality):
     assert data["train"]["name"] == train_set and data["val"]["name"] == train_set
     assert data["train"]["batch_size"] == 16
     assert data["train"]["patch_size"] == 256
-    assert data["train"]["legacy_gamma"] is True and data["val"]["legacy_gamma"] is True
+    if tag != "sidd":  # the releases' sRGB curves for synthetic noise; SIDD's sets do not take the key
+        assert data["train"]["legacy_gamma"] is True and data["val"]["legacy_gamma"] is True
     if tag == "sidd":
         assert data["train"]["crops_per_image"] == 60
+
+
+def read_key_table(name):
+    rows = [line.split("\t") for line in (FIXTURES / name).read_text().splitlines()[1:] if line.strip()]
+    return {key: tuple(int(d) for d in shape.split("x")) for key, shape, _ in rows}
+
+
+@pytest.mark.parametrize("tag", list(OBJECTIVES))
+def test_snr_paper_files_build_their_trees_network_key_by_key(tag):
+    """Every snr-decomp file of a tree asks for the same network, and at q6 (N=192) that network's
+    state dict, under the official names, is the tree's key table key by key, shape by shape."""
+    from dic.checkpoints.official import ours_to_official
+    from dic.models import model_hparams, shape_only_model
+
+    keys = set(model_hparams("snr-decomp")) - {"quality"}
+    files = {q: load(TRAIN / f"snr_decomp_{tag}_q{q}.yml")["network"] for q in OBJECTIVES[tag][1]}
+    networks = {q: {k: v for k, v in net.items() if k in keys} for q, net in files.items()}
+    assert all(n == networks[6] for n in networks.values()), networks
+    table = read_key_table(ICME_NETWORK[tag][2])
+    model = shape_only_model("snr-decomp", quality=files[6]["quality"], **networks[6])
+    ours = {ours_to_official(k, "snr-decomp"): tuple(v.shape) for k, v in model.state_dict().items()}
+    assert sorted(set(table) ^ set(ours)) == []
+    wrong = {k: (table[k], ours[k]) for k in table if not k.endswith(CODER_TABLES) and table[k] != ours[k]}
+    assert wrong == {}
 
 
 @pytest.mark.parametrize("model, tag, quality", PAPER_FILES, ids=lambda v: str(v))
@@ -134,6 +176,9 @@ def test_paper_training_file_header_names_generator_and_recipe_row(model, tag, q
     else:
         assert f"epoch-{resumed} checkpoint" in head and "cannot be replayed exactly" in head
     assert "../shared" not in text
+    if model == "snr-decomp":
+        tree = "the MSE tree's network" if tag == "mse" else "the MS-SSIM and SIDD trees' network"
+        assert f"# Network: {tree}" in head
 
 
 def test_codec_only_baseline_files_are_labelled_and_use_the_eccv_schedule():
@@ -177,7 +222,7 @@ def test_official_test_file(model, tag):
     assert opt["network"]["model"] == model
     assert opt["test"]["protocol"] == "official"
     data = opt["datasets"]
-    assert data and all(d.get("legacy_gamma") is True for d in data.values()), data
+    assert data and all(d.get("legacy_gamma", False) is (tag != "sidd") for d in data.values()), data
     if tag == "sidd":
         assert {d["name"] for d in data.values()} == {"sidd"}
         assert any(d["root"].endswith("SIDD_Test") for d in data.values())  # the benchmark blocks
