@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dic.config.build import CRITERION_KEYS, build_criterion
-from dic.config.options import NETWORK
+from dic.config.schema import NETWORK
 from dic.errors import ArgumentError, OptionError
 from dic.losses import LAMBDAS, RateDistortionLoss, create_loss, default_lambda
 from dic.metrics import ms_ssim
