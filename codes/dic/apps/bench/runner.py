@@ -1,5 +1,5 @@
 """``dic bench``: how fast a model codes and trains, and how much memory it needs, beside
-CompressAI's own coding path on the same weights (README "Performance").
+CompressAI's own coding path on the same weights (docs/performance.md).
 
 Measured, each as the median of ``--repeats`` runs after ``--warmup`` runs, the compared sides
 interleaved run by run so that they see the same machine load (:mod:`.timing`):

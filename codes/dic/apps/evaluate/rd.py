@@ -13,8 +13,8 @@ whose quality rises with rate; ``--frontier`` computes them on each curve's mono
 
 Neither command imports torch (``dic --help`` speed; docs/cli.md).
 
-Figures measured under different test protocols (``pad``, ``crop``, ``official``: README
-"Evaluation") are not comparable, so ``dic bdrate`` refuses such a pair unless told
+Figures measured under different test protocols (``pad``, ``crop``, ``official``:
+docs/evaluation.md) are not comparable, so ``dic bdrate`` refuses such a pair unless told
 ``--allow-mixed-protocols``; a report without a ``protocol`` field (written before reports
 recorded it) counts as ``pad``, the default then and now.
 """
