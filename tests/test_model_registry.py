@@ -16,7 +16,7 @@ NON_DEFAULT = {
     "cheng2020-anchor": dict(quality=2, N=24, context="checkerboard"),
     "multiscale-decomp": dict(quality=4, N=24, context="checkerboard"),
     "snr-decomp": dict(quality=1, N=16, num_layers=2, num_heads=2, head_dim=8, token_patch=2,
-                       local_blocks=[1, 2], nonlocal_blocks=2, context="checkerboard"),
+                       local_blocks=[1, 2], nonlocal_blocks=2, context="checkerboard", branch_width="full"),
 }
 
 

@@ -22,6 +22,7 @@ from .. import __version__
 from ..checkpoints import build_coding_tables, load_for_inference, weights_fingerprint
 from ..data.io import to_tensor, to_uint8
 from ..errors import BitstreamError, CheckpointError, DataError
+from ..models import complete_hparams
 from .format import MAGIC, Strings, pack, unpack
 from .header import EXACT_VERSION, FORMAT_VERSION, LATENTS, Header, latent_checksum, padding_for
 from .search import Loaded, find_checkpoint
@@ -145,10 +146,12 @@ def check_model(header: Header, model: nn.Module, fingerprint: str, name: str = 
     pad multiple and latent shapes are not what that model derives from the image size."""
     if model.name != header.model:
         raise BitstreamError(f"{name} was made with model {header.model!r}, but {source} is a {model.name!r} model")
-    hparams = _json_clean(model.hparams)
-    if hparams != header.hparams:
-        keys = sorted(k for k in set(hparams) | set(header.hparams) if hparams.get(k) != header.hparams.get(k))
-        diff = ", ".join(f"{k}={header.hparams.get(k)!r} in the file vs {hparams.get(k)!r}" for k in keys)
+    # Files that predate an argument (or recorded only non-default ones) hold its default.
+    hparams = _json_clean(complete_hparams(model.name, model.hparams))
+    recorded = _json_clean(complete_hparams(header.model, header.hparams))
+    if hparams != recorded:
+        keys = sorted(k for k in set(hparams) | set(recorded) if hparams.get(k) != recorded.get(k))
+        diff = ", ".join(f"{k}={recorded.get(k)!r} in the file vs {hparams.get(k)!r}" for k in keys)
         raise BitstreamError(f"{name} was made with other {header.model} hyper-parameters than {source}: {diff}")
     if fingerprint != header.fingerprint:
         raise BitstreamError(fingerprint_mismatch(header, name, source, fingerprint))

@@ -216,7 +216,7 @@ SCHEMA: Dict[str, Any] = {
         "amp": STR("off", "CUDA mixed precision of the transforms (entropy model stays fp32)", AMP_MODES),
         "channels_last": BOOL(False, "CUDA: model and batches in channels_last memory format (same losses to float rounding); ignored with a warning on the CPU, where torch 2.14.1 crashes in its backward pass"),
         "fused_adam": BOOL(False, "both Adams as torch's fused kernels (one launch for all parameters; CUDA or CPU); the same updates to float rounding"),
-        "sync_free_cap": BOOL(False, "decide the loss cap on the device, without reading the loss on the host each step: a capped step's main gradients are zeroed with a device-side mask; needs loss_cap_mode: zero_grad; capped steps are counted and logged every print_freq steps"),
+        "sync_free_cap": BOOL(False, "decide the loss cap on the device, without reading the loss on the host each step: a capped step's main and auxiliary gradients are zeroed with a device-side mask; needs loss_cap_mode: zero_grad; capped steps are counted and logged every print_freq steps"),
         "compile": BOOL(False, "run the forward pass through torch.compile (inductor); the first step compiles (minutes on a CPU); inductor draws the training quantisation noise with its own generator (same distribution, other draws than eager)"),
     },
     "path": {

@@ -130,10 +130,8 @@ class CodecBase(Cheng2020Anchor):
         super().__init__(N=N)
         self.quality = quality
         self.context = context
-        self.hparams: Dict[str, Any] = {"quality": quality, "N": N}
         if context != CONTEXTS[0]:
             self.context_prediction = context_model(N, context)
-            self.hparams["context"] = context
 
     # --- analysis: the only part that differs between models -------------------------------
     def encode(self, x: Tensor, gt: Optional[Tensor] = None, blur: Optional[Tensor] = None) -> Dict[str, Tensor]:

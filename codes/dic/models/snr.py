@@ -67,10 +67,6 @@ class SNRDecomp(JointCodecBase):
                           branch_width)
             for blocks in local
         )
-        self.hparams.update(
-            num_layers=num_layers, num_heads=num_heads, head_dim=head_dim, token_patch=token_patch,
-            local_blocks=list(local), nonlocal_blocks=nonlocal_blocks, branch_width=branch_width,
-        )
 
     def denoise_context(self, x: Tensor, blur: Optional[Tensor] = None) -> Tensor:
         return snr_map(x, blur=blur)
