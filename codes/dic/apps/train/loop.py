@@ -48,7 +48,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ...config import Options, load_options
+from ...config import Options, load_options, parse_overrides
+from ...errors import OptionError
 from ..runtime import guarded
 from . import distributed as dist
 from .checkpointing import write_checkpoints
@@ -70,11 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the options and train; a run stopped by a signal exits with 128 + its number."""
+    opt = load_options(args.opt, args.set, is_train=True)
     try:
-        fit(load_options(args.opt, args.set, is_train=True))
+        fit(opt)
     except Interrupted as stop:
         return stop.exit_code
+    except OptionError as e:
+        raise named_by_set(e, opt.path.option_file, [key for key, _ in parse_overrides(args.set)]) from None
     return 0
+
+
+def named_by_set(error: OptionError, option_file: str, overridden: Sequence[str]) -> OptionError:
+    """An error found while building the run (``<file>: <key>: ...`` or ``<key>: ...``) about a
+    key given with ``--set`` names ``--set``, as the loader's own errors do."""
+    text = str(error)
+    for key in overridden:
+        for prefix in (f"{option_file}: {key}: ", f"{key}: "):
+            if text.startswith(prefix):
+                return OptionError(f"--set {key}: {text[len(prefix):]} (options {option_file})")
+    return error
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
