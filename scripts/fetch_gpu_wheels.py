@@ -12,7 +12,7 @@ wheels, without their dependencies, into a git-ignored folder:
 then copy the repository (wheels/ included) to the CUDA machine and run
 ``bash scripts/gpu_check.sh``: when ``import compressai`` fails there, its first stage runs
 
-    python scripts/fetch_gpu_wheels.py --install TMPDIR --check
+    python scripts/fetch_gpu_wheels.py --install TMPDIR --check --python PYTHON
 
 which installs every wheel of wheels/ into TMPDIR (``pip install --no-deps --no-index
 --target``; without pip, wheels are unpacked as the zip archives they are) and checks that the
@@ -83,19 +83,19 @@ def wheels_in(folder: Path) -> List[Path]:
     return sorted(Path(folder).glob("*.whl"))
 
 
-def has_pip() -> bool:
-    return subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
+def has_pip(python: str = sys.executable) -> bool:
+    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0
 
 
-def install(wheels: Sequence[Path], target: Path, use_pip: Optional[bool] = None) -> str:
-    """Install ``wheels`` into ``target`` without dependencies or an index: with pip when it is
-    there (``use_pip`` None) or asked, else by unpacking each wheel (a zip archive whose top
-    level is what site-packages receives). Returns how."""
+def install(wheels: Sequence[Path], target: Path, use_pip: Optional[bool] = None, python: str = sys.executable) -> str:
+    """Install ``wheels`` into ``target`` without dependencies or an index: with ``python``'s pip
+    when it has one (``use_pip`` None) or when asked, else by unpacking each wheel (a zip archive
+    whose top level is what site-packages receives). Returns how."""
     target.mkdir(parents=True, exist_ok=True)
     if use_pip is None:
-        use_pip = has_pip()
+        use_pip = has_pip(python)
     if use_pip:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile", "--quiet",
+        subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile", "--quiet",
                         "--disable-pip-version-check", "--target", str(target), *map(str, wheels)], check=True)
         return "pip"
     for wheel in wheels:
@@ -104,11 +104,12 @@ def install(wheels: Sequence[Path], target: Path, use_pip: Optional[bool] = None
     return "unzip"
 
 
-def check_imports(target: Path, modules: Sequence[str] = CHECK_IMPORTS) -> subprocess.CompletedProcess:
-    """Import ``modules`` in a fresh interpreter with ``target`` and codes/ first on PYTHONPATH."""
+def check_imports(target: Path, modules: Sequence[str] = CHECK_IMPORTS, python: str = sys.executable
+                  ) -> subprocess.CompletedProcess:
+    """Import ``modules`` in a fresh ``python`` with ``target`` and codes/ first on PYTHONPATH."""
     path = os.pathsep.join([str(target), str(ROOT / "codes"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('imports ok')"
-    return subprocess.run([sys.executable, "-W", "ignore", "-c", code, *modules], capture_output=True, text=True,
+    return subprocess.run([python, "-W", "ignore", "-c", code, *modules], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": path})
 
 
@@ -121,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="install the folder's wheels into DIR instead of downloading (gpu_check.sh)")
     parser.add_argument("--no-pip", action="store_true", help="with --install: unpack the wheels without pip")
     parser.add_argument("--check", action="store_true", help="with --install: then import what the check needs")
+    parser.add_argument("--python", default=sys.executable,
+                        help="with --install: the Python whose pip installs and that checks (default: this one)")
     args = parser.parse_args(argv)
     dest = Path(args.dest)
     if args.install is None:
@@ -138,10 +141,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"fetch_gpu_wheels: no wheels in {dest}: run `python scripts/fetch_gpu_wheels.py` on a machine with "
               "PyPI and copy the folder here", file=sys.stderr)
         return 2
-    how = install(wheels, Path(args.install), use_pip=False if args.no_pip else None)
+    how = install(wheels, Path(args.install), use_pip=False if args.no_pip else None, python=args.python)
     print(f"installed {len(wheels)} wheels into {args.install} ({how}, no dependencies, no index)")
     if args.check:
-        proc = check_imports(Path(args.install))
+        proc = check_imports(Path(args.install), python=args.python)
         if proc.returncode != 0:
             print(f"fetch_gpu_wheels: the imports still fail:\n{proc.stderr[-2000:]}", file=sys.stderr)
             return 1

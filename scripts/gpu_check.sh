@@ -120,7 +120,7 @@ stage() {
 }
 
 if [ -n "$DEPS" ]; then
-    stage deps "$T_DEPS" "$PY" scripts/fetch_gpu_wheels.py --dest "$WHEELS" --install "$DEPS" --check
+    stage deps "$T_DEPS" "$PY" scripts/fetch_gpu_wheels.py --dest "$WHEELS" --install "$DEPS" --check --python "$PY"
     export PYTHONPATH="$DEPS:$PYTHONPATH"
     if [ "$DRY" = 0 ] && [ "$(tail -n 1 "$DIR/stages.tsv" | cut -f2)" != 0 ]; then
         echo "gpu_check.sh: the dependencies could not be installed; no other stage can run" >&2

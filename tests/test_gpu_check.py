@@ -98,7 +98,7 @@ def test_dry_run_plans_the_install_when_compressai_is_missing(tmp_path):
     stages = [line for line in proc.stdout.splitlines() if line.startswith("== ")]
     assert [s.split()[1] for s in stages] == ["deps", *STAGES]
     assert "scripts/fetch_gpu_wheels.py --dest wheels --install $TMPDIR/dic-gpu-deps." in stages[0]
-    assert stages[0].endswith("--check")
+    assert stages[0].endswith(f"--check --python {tmp_path / 'bin' / 'python'}")
     limits = [int(s.split("limit ")[1].split(" s")[0]) for s in stages]
     assert sum(limits) <= 450  # the install included, start-up time left within 8 minutes
     assert not out.exists()
@@ -204,3 +204,22 @@ def test_the_wheels_cover_what_the_gpu_machine_lacks():
     proc = subprocess.run([sys.executable, "-c", _HIDE, ",".join(hidden + ["torch_geometric"]), "compressai"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "torch_geometric" in proc.stderr
+
+
+def test_a_failed_install_stops_the_check_with_one_json(tmp_path):
+    """Stage 0 for real: a Python without compressai, a wheels folder whose wheels do not bring
+    it: the wheels are unpacked into a temporary folder (this Python has no pip), the import
+    check fails, the check stops at once with its JSON file, and the folder is removed."""
+    out = tmp_path / "out"
+    _fake_wheel(tmp_path / "wheels")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = _run("--cpu", out=out, PYTHON=str(_python_without_site(tmp_path)), WHEELS=str(tmp_path / "wheels"),
+                TMPDIR=str(temp))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "== deps (limit 120 s)" in proc.stdout and "installed 1 wheels into" in proc.stdout
+    assert "the imports still fail" in proc.stderr and "no other stage can run" in proc.stderr
+    data = json.loads((out / "gpu_check.json").read_text())
+    assert data["stages"] == [{"stage": "deps", "rc": 1}]
+    assert [line.split("\t")[0] for line in (out / "stages.tsv").read_text().splitlines()] == ["deps"]
+    assert not list(temp.iterdir())  # the temporary folder is gone
