@@ -374,3 +374,31 @@ def test_plot_labels_curves_by_run(tmp_path, capsys):
     assert out.is_file()
     assert main(["plot", str(a), str(b), "-o", str(out), "--labels", "one"]) == 2
     assert "1 labels for 2 reports" in capsys.readouterr().err
+
+
+def test_precision_option_of_compress_and_decompress(tmp_path, capsys):
+    """--precision reaches the transforms: a bfloat16 decode of a float32 file decodes its own
+    symbols (the checksums pass) to a close image; float16 on the CPU is one --precision line."""
+    import warnings
+
+    import numpy as np
+
+    from dic.apps.cli import main
+    from dic.data.io import read_image, write_image
+
+    ckpt = REPO / "weights" / "demo" / "demo_codec_l2.pth"
+    write_image(tmp_path / "a.png", (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8))
+    assert main(["compress", str(tmp_path / "a.png"), str(tmp_path / "a.dic"), "-c", str(ckpt)]) == 0
+    assert main(["decompress", str(tmp_path / "a.dic"), str(tmp_path / "f32.png"), "-c", str(ckpt),
+                 "--precision", "float32"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bfloat16 may be emulated on this CPU
+        assert main(["decompress", str(tmp_path / "a.dic"), str(tmp_path / "bf16.png"), "-c", str(ckpt),
+                     "--precision", "bfloat16"]) == 0
+    f32, bf16 = (read_image(tmp_path / f"{n}.png").astype(int) for n in ("f32", "bf16"))
+    assert np.abs(f32 - bf16).max() <= 8
+    capsys.readouterr()
+    assert main(["compress", str(tmp_path / "a.png"), str(tmp_path / "b.dic"), "-c", str(ckpt),
+                 "--precision", "float16"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --precision: float16 runs on CUDA only" in err and not (tmp_path / "b.dic").exists()

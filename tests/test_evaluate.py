@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,23 @@ def test_example_option_files_load():
         opt = load_options(path, is_train=False)
         assert opt["datasets"], path
         assert opt["path"]["checkpoint"] or opt["test"]["baselines"], path
+
+
+def test_precision_is_applied_checked_and_recorded(workspace, capsys):
+    """test.precision reaches the models' transforms and the report; one the device cannot run
+    is refused naming the key; float32 is what the report of the default says."""
+    datasets = {"kodak": {"name": "synthetic-test", "root": "images", "level": 2, "max_images": 1}}
+    path = write_options(workspace, "bf16", datasets, checkpoint=["snr_q1.pth"], test={"precision": "bfloat16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bfloat16 may be emulated (slow) on this CPU: said once per process
+        assert main(["-opt", str(path), "--no-progress"]) == 0
+    bf16 = load_json(workspace / "results" / "bf16" / "kodak" / "snr-decomp.json")
+    path = write_options(workspace, "f32", datasets, checkpoint=["snr_q1.pth"])
+    assert main(["-opt", str(path), "--no-progress"]) == 0
+    f32 = load_json(workspace / "results" / "f32" / "kodak" / "snr-decomp.json")
+    assert bf16["precision"] == "bfloat16" and f32["precision"] == "float32"
+    assert bf16["results"]["bpp"] != f32["results"]["bpp"] or bf16["results"]["psnr"] != f32["results"]["psnr"]
+    assert abs(bf16["results"]["psnr"][0] - f32["results"]["psnr"][0]) < 0.5
+    path = write_options(workspace, "f16", datasets, checkpoint=["snr_q1.pth"], test={"precision": "float16"})
+    assert main(["-opt", str(path), "--no-progress"]) == 2
+    assert "f16.yml: test.precision: float16 runs on CUDA only" in capsys.readouterr().err

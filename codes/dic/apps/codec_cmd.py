@@ -14,7 +14,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Tuple
 
 from tqdm import tqdm
 
@@ -155,6 +155,27 @@ def _add_force(parser: argparse.ArgumentParser, replaced: str) -> None:
                         help=f"replace existing outputs ({replaced}); the input itself is never replaced")
 
 
+def _add_precision(parser: argparse.ArgumentParser, transform: str) -> None:
+    parser.add_argument("--precision", default="auto",
+                        help=f"arithmetic of the {transform}: auto (default: bfloat16 where this machine runs it fast, "
+                             "else float32), float32, bfloat16 or float16 (CUDA); docs/precision.md")
+
+
+def chosen_precision(name: str, device: object) -> str:
+    """``--precision`` resolved for ``device`` (``auto`` → bfloat16 where fast, else float32);
+    an unknown or unsupported name is one ``--precision`` error."""
+    from ..errors import ArgumentError
+    from ..models.precision import NAMES, resolve_precision
+
+    try:
+        chosen = NAMES[resolve_precision(name, device)]
+    except ArgumentError as e:
+        raise OptionError(f"--precision: {e.detail}") from None
+    if name == "auto" and chosen != "float32":
+        _say(f"precision: {chosen} (auto: this machine runs it fast)")
+    return chosen
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -168,6 +189,7 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default=None,
                         help="architecture of an official checkpoint (snr-decomp, multiscale-decomp)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
+    _add_precision(parser, "analysis transform (the encoder's own choice; any decoder reads the file)")
     parser.add_argument("--no-record-checkpoint", action="store_true",
                         help="do not store the checkpoint's file name in the file (decompress then needs -c)")
     _add_force(parser, f"without it, only existing {SUFFIX} files are replaced")
@@ -216,13 +238,15 @@ def run_compress(args: argparse.Namespace) -> int:
     from ..codec import encode_image, load_codec_model
     from .runtime import parse_device
 
-    model, fingerprint = load_codec_model(args.checkpoint, arch=args.arch, device=parse_device(args.device))
+    device = parse_device(args.device)
+    precision = chosen_precision(args.precision, device)
+    model, fingerprint = load_codec_model(args.checkpoint, arch=args.arch, device=device)
     record = None if args.no_record_checkpoint else args.checkpoint
     alpha = _AlphaNotes()
 
     def work(src: Path, dest: Path) -> Done:
         image = alpha.read(src)
-        data = encode_image(model, image, fingerprint=fingerprint, checkpoint=record)
+        data = encode_image(model, image, fingerprint=fingerprint, checkpoint=record, precision=precision)
         atomic_write_bytes(dest, data)
         height, width = image.shape[:2]
         bpp = 8 * len(data) / (height * width)
@@ -245,6 +269,7 @@ def add_decompress_arguments(parser: argparse.ArgumentParser) -> None:
                              "then the .dic file's folder")
     parser.add_argument("--arch", default=None, help="architecture of an official checkpoint")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
+    _add_precision(parser, "synthesis transform (the decoded symbols do not depend on it)")
     parser.add_argument("--max-pixels", type=int, default=None, metavar="N",
                         help=f"refuse images larger than N pixels once padded (default: ${MAX_PIXELS_ENV} or "
                              "25165824 = 6144×4096, which a 24 GiB machine decodes at N=192)")
@@ -276,6 +301,7 @@ def _decompress(jobs: List[Job], args: argparse.Namespace) -> int:
     from .runtime import parse_device
 
     device = parse_device(args.device)
+    precision = chosen_precision(args.precision, device)
     max_pixels = max_image_pixels(args.max_pixels)
     cache: dict = {}
     searched = args.checkpoint is None
@@ -291,7 +317,7 @@ def _decompress(jobs: List[Job], args: argparse.Namespace) -> int:
             raise DataError(f"cannot read {src}: {exc.strerror}") from None
         image, header = decode_with_header(
             data, checkpoint=args.checkpoint, arch=args.arch, device=device, name=str(src), max_pixels=max_pixels,
-            checkpoint_dirs=args.checkpoint_dir, beside=src, cache=cache, on_load=on_load,
+            checkpoint_dirs=args.checkpoint_dir, beside=src, cache=cache, on_load=on_load, precision=precision,
         )
         write_image(dest, image)
         return Done(f"{src} → {dest}: {header.width}×{header.height}, {header.model}, "

@@ -23,6 +23,7 @@ from ..checkpoints import build_coding_tables, load_for_inference, weights_finge
 from ..data.io import to_tensor, to_uint8
 from ..errors import BitstreamError, CheckpointError, DataError
 from ..models import complete_hparams
+from ..models.precision import Precision
 from .format import MAGIC, Strings, pack, unpack
 from .header import EXACT_VERSION, FORMAT_VERSION, LATENTS, Header, latent_checksum, padding_for
 from .search import Loaded, find_checkpoint
@@ -99,7 +100,8 @@ def _to_batch(image: ImageLike, device: torch.device) -> torch.Tensor:
 
 
 def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[str] = None,
-                 checkpoint: Optional[PathLike] = None, version: int = FORMAT_VERSION) -> bytes:
+                 checkpoint: Optional[PathLike] = None, version: int = FORMAT_VERSION,
+                 precision: Precision = "float32") -> bytes:
     """Code one image into the bytes of a ``.dic`` file.
 
     ``model`` must be in eval mode with its entropy tables built (see :func:`prepare_model`,
@@ -107,6 +109,8 @@ def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[st
     NAME of ``checkpoint`` (not its folder) is recorded so ``dic decompress`` can look for it.
     ``version`` 3 (the default) codes with the exact entropy path, portable to every machine;
     2 with the float path of earlier releases (for comparisons and compatibility tests).
+    ``precision``: the analysis transform's arithmetic (docs/precision.md; ``auto`` picks
+    bfloat16 only where this machine runs it fast); the file is valid whatever it is.
     """
     if version not in (2, FORMAT_VERSION):
         raise ValueError(f"encode_image writes .dic format version 2 or {FORMAT_VERSION}, not {version!r}")
@@ -121,7 +125,7 @@ def encode_image(model: nn.Module, image: ImageLike, *, fingerprint: Optional[st
     if fingerprint is None:
         fingerprint = weights_fingerprint(model)
     with torch.no_grad():
-        out = model.compress(x, exact=version >= EXACT_VERSION)
+        out = model.compress(x, exact=version >= EXACT_VERSION, precision=precision)
     if tuple(out["shape"]) != (height, width):
         raise RuntimeError(
             f"{model.name}.compress returned shape {tuple(out['shape'])}, expected the image size {(height, width)}"
@@ -233,14 +237,17 @@ def _describe(info: Dict[str, Any]) -> str:
     return ", ".join(f"{k} {info[k]}" for k in keys)
 
 
-def decode_strings(model: nn.Module, header: Header, strings: Strings, name: str = "data") -> np.ndarray:
+def decode_strings(model: nn.Module, header: Header, strings: Strings, name: str = "data",
+                   precision: Precision = "float32") -> np.ndarray:
     """Entropy-decode validated strings with a checked model (the exact entropy path for
     version 3, the float path for older files): the H×W×3 uint8 image. For a version-2 or 3
     file every latent is verified against its stored checksum as soon as it is
-    decoded; a mismatch raises BitstreamError and no image is returned."""
+    decoded; a mismatch raises BitstreamError and no image is returned. ``precision``: the
+    synthesis's arithmetic (docs/precision.md); the decoded symbols do not depend on it."""
     verify = None if header.latents is None else _verifier(header, name, _model_device(model))
     with torch.no_grad():
-        x_hat = model.decompress(strings, (header.height, header.width), verify=verify, exact=header.exact)["x_hat"]
+        x_hat = model.decompress(strings, (header.height, header.width), verify=verify, exact=header.exact,
+                                 precision=precision)["x_hat"]
     if tuple(x_hat.shape) != (1, 3, header.height, header.width):
         raise BitstreamError(
             f"decoding gave an image of shape {tuple(x_hat.shape)}, expected 1×3×{header.height}×{header.width}"
@@ -251,18 +258,20 @@ def decode_strings(model: nn.Module, header: Header, strings: Strings, name: str
 def decode_bytes(data: bytes, model: Optional[nn.Module] = None, checkpoint: Optional[PathLike] = None, *,
                  fingerprint: Optional[str] = None, arch: Optional[str] = None, device: Device = "cpu",
                  name: str = "data", max_pixels: Optional[int] = None,
-                 checkpoint_dirs: Sequence[PathLike] = (), beside: Optional[PathLike] = None) -> np.ndarray:
+                 checkpoint_dirs: Sequence[PathLike] = (), beside: Optional[PathLike] = None,
+                 precision: Precision = "float32") -> np.ndarray:
     """Decode the bytes of a ``.dic`` file into an H×W×3 uint8 image.
 
     Weights come from ``model`` (prepared, see :func:`prepare_model`), else from ``checkpoint``,
     else from the search of :mod:`.search` (``checkpoint_dirs``, ``$DIC_CHECKPOINT_PATH``, the
     folder of ``beside`` — the ``.dic`` file's path, when the bytes came from one). Sizes over
     ``max_pixels`` (default: :func:`.header.max_image_pixels`) are refused before decoding.
-    Warnings (:func:`decode_warnings`) go through :mod:`warnings`.
+    Warnings (:func:`decode_warnings`) go through :mod:`warnings`. ``precision``: the synthesis's
+    arithmetic (:func:`decode_strings`).
     """
     return decode_with_header(data, model, checkpoint, fingerprint=fingerprint, arch=arch, device=device,
                               name=name, max_pixels=max_pixels, checkpoint_dirs=checkpoint_dirs,
-                              beside=beside)[0]
+                              beside=beside, precision=precision)[0]
 
 
 def decode_with_header(data: bytes, model: Optional[nn.Module] = None, checkpoint: Optional[PathLike] = None, *,
@@ -270,7 +279,8 @@ def decode_with_header(data: bytes, model: Optional[nn.Module] = None, checkpoin
                        name: str = "data", max_pixels: Optional[int] = None,
                        checkpoint_dirs: Sequence[PathLike] = (), beside: Optional[PathLike] = None,
                        cache: Optional[Dict[str, Loaded]] = None,
-                       on_load: Optional[Callable[[Path], None]] = None) -> Tuple[np.ndarray, Header]:
+                       on_load: Optional[Callable[[Path], None]] = None,
+                       precision: Precision = "float32") -> Tuple[np.ndarray, Header]:
     """:func:`decode_bytes` (the one decoding path: ``dic decompress`` calls it too), also
     returning the file's header. ``cache`` (path → loaded model) keeps checkpoints loaded
     across calls, as a folder of files needs; ``on_load(path)`` is called before a checkpoint
@@ -283,7 +293,7 @@ def decode_with_header(data: bytes, model: Optional[nn.Module] = None, checkpoin
     check_model(header, model, fingerprint, name, source)
     for note in decode_warnings(header, model, name):
         warnings.warn(note, stacklevel=3)
-    return decode_strings(model, header, strings, name), header
+    return decode_strings(model, header, strings, name, precision), header
 
 
 def load_for_header(header: Header, name: str = "data", *, model: Optional[nn.Module] = None,

@@ -12,6 +12,7 @@ from ..apps.evaluate.protocol import PROTOCOLS
 from ..apps.train.schedule import SCHEMES
 from ..apps.train.step import AMP_MODES, LOSS_CAP_MODES
 from ..data import DATASETS
+from ..models.precision import PRECISIONS
 
 # --------------------------------------------------------------------------------------------
 # Value types: each is a (check, description) pair; check returns the (possibly converted) value
@@ -233,6 +234,7 @@ SCHEMA: Dict[str, Any] = {
     "test": {
         "protocol": STR("pad", "evaluation: 'pad' codes the whole image (padded to a multiple of 64); 'crop' centre-crops to a multiple of 64; 'official' measures exactly as the papers' releases (docs/reproducing.md)", PROTOCOLS),
         "save_images": BOOL(False, "evaluation: save decoded images as PNG"),
+        "precision": STR("float32", "evaluation: arithmetic of the models' analysis and synthesis transforms (docs/precision.md): float32 (the papers'), bfloat16, float16 (CUDA), or auto (bfloat16 where this machine runs it fast, else float32); the entropy coding is exact whatever it is; recorded in each report", PRECISIONS),
         "baselines": Key(_str_or_str_list, "a list of baseline names", [],
                          "evaluation: classical sequential baselines on the same noisy inputs: nlm-jpeg, nlm-webp, bm3d-jpeg, bm3d-webp (need the bm3d package), jpeg, webp (codec only)"),
         "baseline_qualities": Key(_int_list, "a list of integers", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90],

@@ -58,11 +58,12 @@ class ModelCoder(Coder):
     """A loaded model: real coding (compress → decompress) or estimation (``forward``)."""
 
     def __init__(self, model: torch.nn.Module, entry: EntryInfo, method: str, estimation: bool,
-                 device: torch.device):
+                 device: torch.device, precision: str = "float32"):
         super().__init__(method=method, entries=[entry], estimation=estimation,
                          description="estimated bpp (forward)" if estimation else "real coding")
         self.model = model
         self.device = device
+        self.precision = precision  # of the transforms when coding (docs/precision.md)
 
     @torch.no_grad()
     def code(self, noisy: torch.Tensor, blur: Optional[torch.Tensor] = None) -> List[Coded]:
@@ -79,10 +80,10 @@ class ModelCoder(Coder):
             return [Coded(out["x_hat"].clamp(0, 1).cpu(), bpp, None, elapsed, None)]
         synchronize(self.device)
         t0 = time.perf_counter()
-        enc = self.model.compress(x, blur=blur)
+        enc = self.model.compress(x, blur=blur, precision=self.precision)
         synchronize(self.device)
         t1 = time.perf_counter()
-        dec = self.model.decompress(enc["strings"], enc["shape"])
+        dec = self.model.decompress(enc["strings"], enc["shape"], precision=self.precision)
         synchronize(self.device)
         t2 = time.perf_counter()
         num_bytes = int(round(bpp_from_strings(enc["strings"], 1) / 8))

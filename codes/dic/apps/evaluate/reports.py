@@ -38,6 +38,7 @@ class MethodResult:
     entries: List[EntryInfo] = field(default_factory=list)
     rows: List[Dict[str, Any]] = field(default_factory=list)
     submissions: List[str] = field(default_factory=list)  # SIDD benchmark .mat files
+    precision: Optional[str] = None  # a model's transforms when coding (test.precision)
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,6 +158,8 @@ def write_outputs(result: MethodResult, label: str, level: Optional[int], out_di
     extra: Dict[str, Any] = {"estimation": result.estimation, "protocol": protocol, "run": run_name}
     if level is not None:
         extra["level"] = level
+    if result.precision is not None and not result.estimation:
+        extra["precision"] = result.precision
     description = f"{run_name}: {result.description} on {label} ({protocol} protocol)"
     report = build_report(result.method, label, summary, description, extra)
     write_csv(out_dir / f"{stem}.csv", result.rows)

@@ -36,8 +36,9 @@ from tqdm import tqdm
 from ...checkpoints import load_for_inference
 from ...config import Options, build_dataset, check_data_roots, expand_levels, load_options, save_options
 from ...data import write_image
-from ...errors import CheckpointError, OptionError
+from ...errors import ArgumentError, CheckpointError, OptionError
 from ...logger import get_logger, setup_logger
+from ...models.precision import NAMES, resolve_precision
 from ..runtime import device_from_gpu_ids, guarded
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
@@ -165,13 +166,14 @@ def evaluate(opt: Options, progress: bool = True) -> Dict[str, List[Dict[str, An
     device = device_from_gpu_ids(opt.gpu_ids)
     root = Path(opt.path.results_root)
     protocol, save_images, update = opt.test.protocol, opt.test.save_images, opt.path.update
+    precision = resolved_precision(opt.test.precision, device, source)
     results: Dict[str, Dict[str, MethodResult]] = {t.label: {} for t in test_sets}
 
     def collect(coder: Coder, test_set: TestSet) -> None:
         out_dir = root / test_set.label
         rows, blocks = run_coder(coder, test_set, out_dir, protocol, save_images, progress)
-        res = results[test_set.label].setdefault(
-            coder.method, MethodResult(coder.method, coder.description, coder.estimation))
+        res = results[test_set.label].setdefault(coder.method, MethodResult(
+            coder.method, coder.description, coder.estimation, precision=getattr(coder, "precision", None)))
         res.entries.extend(coder.entries)
         res.rows.extend(rows)
         for tag, entry_blocks in blocks.items():  # written now: blocks of many checkpoints need not sit in memory
@@ -191,7 +193,7 @@ def evaluate(opt: Options, progress: bool = True) -> Dict[str, List[Dict[str, An
         used_tags.append(entry.tag)
         method = getattr(model, "name", "") or opt.network.model
         for test_set in test_sets:
-            coder = ModelCoder(model, entry, method, test_set.estimation, device)
+            coder = ModelCoder(model, entry, method, test_set.estimation, device, precision)
             if denoiser_model is not None:
                 coder = learned_sequential_coder(denoiser_model, coder)
             collect(coder, test_set)
@@ -203,6 +205,15 @@ def evaluate(opt: Options, progress: bool = True) -> Dict[str, List[Dict[str, An
     return {t.label: [write_outputs(res, t.label, t.level, root / t.label, opt.name, protocol)
                       for res in results[t.label].values()]
             for t in test_sets}
+
+
+def resolved_precision(name: str, device: torch.device, source: str) -> str:
+    """``test.precision`` for ``device``: ``auto`` becomes bfloat16 or float32; one the device
+    cannot run is an error naming the file and key."""
+    try:
+        return NAMES[resolve_precision(name, device)]
+    except ArgumentError as e:
+        raise OptionError(f"{source}: test.precision: {e.detail}") from None
 
 
 # ------------------------------------------------------------------------------------------
