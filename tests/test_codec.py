@@ -26,6 +26,8 @@ from dic.errors import BitstreamError, CheckpointError, OptionError
 from dic.metrics import quantize_8bit
 from dic.models import create_model
 
+from coding_models import coder_consistent
+
 TINY = dict(N=16, num_layers=1, num_heads=2, head_dim=8, token_patch=4, local_blocks=[1, 1], nonlocal_blocks=1)
 H, W = 70, 90  # not multiples of 64: exercises padding and cropping
 
@@ -39,20 +41,9 @@ def _image(seed: int, h: int = H, w: int = W) -> np.ndarray:
 
 
 def _checkpoint(path: Path, seed: int) -> Path:
-    """A tiny random model whose forward pass must agree with its coder. CompressAI's forward
-    rounds y while the coder rounds y − μ and adds μ back, which on untrained weights changes
-    the image a lot; zeroing the predicted means μ makes both round alike. y is scaled up so
-    the latent is not all zeros, and g_s's output shifted into (0, 1) so clamping hides nothing."""
+    """A tiny random model whose forward pass agrees with its coder (:func:`coder_consistent`)."""
     torch.manual_seed(seed)
-    model = create_model("snr-decomp", **TINY)
-    with torch.no_grad():
-        last = model.entropy_parameters[-1]  # outputs (scales, means)
-        last.weight[last.out_channels // 2:] = 0
-        last.bias[last.out_channels // 2:] = 0
-        model.g_a_block2[-1].weight *= 8
-        model.g_s[-1][0].weight *= 0.2
-        model.g_s[-1][0].bias += 0.5
-    save_checkpoint(path, model)
+    save_checkpoint(path, coder_consistent(create_model("snr-decomp", **TINY)))
     return path
 
 

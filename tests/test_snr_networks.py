@@ -19,6 +19,8 @@ from dic.errors import ArgumentError, BitstreamError
 from dic.metrics import quantize_8bit
 from dic.models import count_parameters, create_model
 
+from coding_models import coder_consistent
+
 FULL = dict(N=16, num_layers=1, num_heads=2, head_dim=8, branch_width="full")
 PROJECTIONS = ("local_proj", "nonlocal_proj")  # the official *_CC convolutions
 
@@ -136,15 +138,7 @@ def test_warm_start_from_cheng2020_anchor(tmp_path):
 def checkpoint(path, context: str):
     """A tiny second-network model whose forward pass agrees with its coder (zero predicted
     means, a latent scaled up so that it is not all zeros, outputs shifted into (0, 1))."""
-    model = full_model(seed=1, context=context)
-    with torch.no_grad():
-        last = model.entropy_parameters[-1]
-        last.weight[last.out_channels // 2:] = 0
-        last.bias[last.out_channels // 2:] = 0
-        model.g_a_block2[-1].weight *= 8
-        model.g_s[-1][0].weight *= 0.2
-        model.g_s[-1][0].bias += 0.5
-    save_checkpoint(path, model)
+    save_checkpoint(path, coder_consistent(full_model(seed=1, context=context)))
     return path
 
 
