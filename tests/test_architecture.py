@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "codes" / "dic"
 
 #: Layers from the bottom up; a module may import its own layer's allowed peers and any lower layer.
 LAYERS = {
-    "helpers": {"errors", "fileio", "logger", "registry", "metrics", "__init__"},
+    "helpers": {"errors", "fileio", "logger", "registry", "metrics", "conventions", "__init__"},
     "library": {"models", "data", "losses", "checkpoints", "codec"},
     "config": {"config"},
     "apps": {"apps"},

@@ -280,14 +280,18 @@ def test_registry_names_read_without_importing_match_the_registries():
         assert registered_names(what) == registry.names()
 
 
-def test_repeated_constants_are_the_originals():
+def test_shared_names_are_defined_once_without_torch():
+    """The command line plans outputs with the library's own names (dic.conventions), which
+    import no torch."""
     import dic.codec
     import dic.data.io
 
-    assert codec_cmd.SUFFIX == dic.codec.SUFFIX and codec_cmd.MAGIC == dic.codec.MAGIC
-    assert codec_cmd.CHECKPOINT_PATH_ENV == dic.codec.CHECKPOINT_PATH_ENV
-    assert codec_cmd.MAX_PIXELS_ENV == dic.codec.MAX_PIXELS_ENV
-    assert codec_cmd.IMAGE_EXTENSIONS == dic.data.io.IMAGE_EXTENSIONS
+    assert codec_cmd.SUFFIX is dic.codec.SUFFIX and codec_cmd.MAGIC is dic.codec.MAGIC
+    assert codec_cmd.IMAGE_EXTENSIONS is dic.data.io.IMAGE_EXTENSIONS
+    probe = "import sys, dic.conventions; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "codes")})
+    assert out.stdout.strip() == "False"
 
 
 # ----------------------------------------------------------------------------- folders, alpha, grey

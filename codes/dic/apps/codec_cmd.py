@@ -18,17 +18,9 @@ from typing import Callable, List, Tuple
 
 from tqdm import tqdm
 
+from ..conventions import CHECKPOINT_PATH_ENV, IMAGE_EXTENSIONS, MAGIC, MAX_PIXELS_ENV, SUFFIX
 from ..errors import DataError, DicError, OptionError
 from ..fileio import atomic_write_bytes, why_unwritable
-
-# The codec's constants (dic.codec.format / .header / .search) and the image names of
-# dic.data.io, repeated because importing those packages imports torch, and planning, refusing
-# and --help need none; tests/test_cli_safety.py checks they are the originals.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-SUFFIX = ".dic"
-MAGIC = b"\x89DIC\r\n\x1a\n"
-CHECKPOINT_PATH_ENV = "DIC_CHECKPOINT_PATH"
-MAX_PIXELS_ENV = "DIC_MAX_IMAGE_PIXELS"
 
 Job = Tuple[Path, Path]
 

@@ -6,9 +6,10 @@ campaign that tests the decoder is test tooling (``tests/fuzzing/``).
 :mod:`dic.apps.codec_cmd`; this package knows no command line."""
 from .api import (check_model, decode_bytes, decode_strings, decode_warnings, encode_image, latent_shapes,
                   load_codec_model, load_for_header, prepare_model)
-from .format import FORMAT_VERSION, MAGIC, SUFFIX, pack, read_header, unpack
-from .header import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Header, latent_checksum, max_image_pixels
-from .search import CHECKPOINT_PATH_ENV, find_checkpoint
+from ..conventions import CHECKPOINT_PATH_ENV, MAGIC, MAX_PIXELS_ENV, SUFFIX
+from .format import FORMAT_VERSION, pack, read_header, unpack
+from .header import DEFAULT_MAX_PIXELS, Header, latent_checksum, max_image_pixels
+from .search import find_checkpoint
 
 __all__ = [
     "CHECKPOINT_PATH_ENV", "DEFAULT_MAX_PIXELS", "FORMAT_VERSION", "MAGIC", "MAX_PIXELS_ENV", "SUFFIX", "Header",

@@ -75,11 +75,10 @@ import zlib
 from typing import List, Optional, Tuple
 
 from ..errors import BitstreamError
+from ..conventions import MAGIC
 from .header import FORMAT_VERSION, LATENTS, Header, check_size, max_image_pixels, parse_header
 
-MAGIC = b"\x89DIC\r\n\x1a\n"
 READABLE_VERSIONS = (1, 2, 3)
-SUFFIX = ".dic"
 MAX_HEADER_BYTES = 1 << 20
 
 _PREFIX = struct.Struct(">8sHI")  # magic, version, header length

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from ..conventions import MAX_PIXELS_ENV
 from ..errors import BitstreamError, OptionError
 from ..models.base import PAD_MULTIPLE
 
@@ -26,7 +27,6 @@ LATENTS = ("y", "z")
 #: megapixel (measured, docs/formats.md, "Guarantees"): about 18 GiB here, which a 24 GiB
 #: machine holds. Raise it with ``max_pixels=`` or the environment variable below.
 DEFAULT_MAX_PIXELS = 6144 * 4096
-MAX_PIXELS_ENV = "DIC_MAX_IMAGE_PIXELS"
 MAX_PAD_MULTIPLE = 1 << 16
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

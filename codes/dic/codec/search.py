@@ -18,9 +18,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 from torch import nn
 
 from ..errors import CheckpointError
+from ..conventions import CHECKPOINT_PATH_ENV
 from .header import Header
 
-CHECKPOINT_PATH_ENV = "DIC_CHECKPOINT_PATH"
 PathLike = Union[str, os.PathLike]
 Loaded = Tuple[nn.Module, str]  # model ready for coding, weights fingerprint
 Loader = Callable[[Path], Loaded]

@@ -22,13 +22,12 @@ import imagesize
 import numpy as np
 import torch
 
+from ..conventions import IMAGE_EXTENSIONS
 from ..errors import DataError
 from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
-#: File name endings treated as images (compared case-insensitively).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 class AlphaDroppedWarning(UserWarning):
