@@ -263,3 +263,11 @@ def test_bench_rejects_bad_options(capsys):
     assert main(["--noise-level", "7", "--no-train", "--no-memory", "--repeats", "0", "--size", "64x64",
                  *TINY_ARGS]) == 2
     assert "--noise-level: noise level must be one of 1, 2, 3, 4, got 7" in capsys.readouterr().err
+
+
+def test_bench_puts_the_callers_thread_count_back():
+    """--threads holds for the measurements only (in-process callers, such as the suite, keep theirs)."""
+    before = torch.get_num_threads()
+    benchmark(_bench_args("--threads", str(before + 1), "--paths", "exact", "--contexts", "serial",
+                          "--no-train", "--no-memory", "--no-roofline"))
+    assert torch.get_num_threads() == before

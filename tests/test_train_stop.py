@@ -149,28 +149,48 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
 
 
 def test_ctrl_c_in_a_subprocess_saves_and_the_next_run_resumes(tmp_path, data):
-    reference = fit(options(tmp_path / "a", data, "r", value=5))
-    options(tmp_path / "b", data, "r", value=5)
+    """Every run in its own fresh process, as a user runs them: an uninterrupted run, and a run
+    stopped by SIGINT during step 3 then started again with the same command, end with the same
+    weights (compared from their final checkpoints)."""
     launcher, ready, go = tmp_path / "launch.py", tmp_path / "ready", tmp_path / "go"
     launcher.write_text(LAUNCHER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": CODES}
-    proc = subprocess.Popen([sys.executable, str(launcher), str(ready), str(go), "-opt", str(tmp_path / "b" / "r.yml")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(ready, proc)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        go.touch()
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+
+    def launch(root: Path) -> subprocess.Popen:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": CODES}
+        return subprocess.Popen([sys.executable, str(launcher), str(ready), str(go), "-opt", str(root / "r.yml")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(proc: subprocess.Popen) -> tuple:
+        try:
+            out, err = proc.communicate(timeout=240)
+        finally:
+            proc.kill()
+        return proc.returncode, out, err
+
+    options(tmp_path / "a", data, "r", value=5)
+    options(tmp_path / "b", data, "r", value=5)
+    go.touch()  # the uninterrupted run does not wait at step 3
+    code, out, err = finish(launch(tmp_path / "a"))
+    assert code == 0, out[-2000:] + err[-2000:]
+    go.unlink()
+    ready.unlink()  # written by the first run at its step 3
+    proc = launch(tmp_path / "b")
+    wait_for(ready, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    go.touch()
+    code, out, err = finish(proc)
+    assert code == 130, out[-2000:] + err[-2000:]
     latest = tmp_path / "b" / "experiments" / "r" / "checkpoints" / "latest.pth"
     assert f"SIGINT: stopped at step 3 of 5; checkpoint {latest}; run the same command to resume" in out
     assert "SIGINT: stopping after this step" in err and "Traceback" not in err
     assert load_checkpoint(latest)["iter"] == 3
-    resumed = fit(options(tmp_path / "b", data, "r", value=5))
-    assert_same_weights(state_of(reference), state_of(resumed))
+    code, out, err = finish(launch(tmp_path / "b"))  # the same command again
+    assert code == 0 and "resumed from" in out + err, out[-2000:] + err[-2000:]
+    final = {root: load_checkpoint(tmp_path / root / "experiments" / "r" / "checkpoints" / "latest.pth")
+             for root in ("a", "b")}
+    assert final["a"]["iter"] == final["b"]["iter"] == 5
+    assert_same_weights(final["a"]["state_dict"], final["b"]["state_dict"])
 
 
 # ------------------------------------------------------------------------------------------------

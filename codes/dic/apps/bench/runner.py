@@ -146,7 +146,16 @@ def parse_contexts(text: str) -> List[str]:
 
 def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     """Run every requested measurement; the results as a JSON-ready dict (``format``
-    :data:`FORMAT`, ``version`` :data:`VERSION`)."""
+    :data:`FORMAT`, ``version`` :data:`VERSION`). ``--threads`` holds for the measurements
+    only: the caller's thread count is put back afterwards."""
+    previous = torch.get_num_threads()
+    try:
+        return _benchmark(args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     check_args(args)
     device = parse_device(args.device, "--device")
     if args.threads > 0:
