@@ -287,7 +287,7 @@ def test_shared_names_are_defined_once_without_torch():
     import dic.data.io
 
     assert codec_cmd.SUFFIX is dic.codec.SUFFIX and codec_cmd.MAGIC is dic.codec.MAGIC
-    assert codec_cmd.IMAGE_EXTENSIONS is dic.data.io.IMAGE_EXTENSIONS
+    assert codec_cmd.is_image_file is dic.data.io.is_image_file
     probe = "import sys, dic.conventions; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "codes")})

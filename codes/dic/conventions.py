@@ -13,3 +13,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 CHECKPOINT_PATH_ENV = "DIC_CHECKPOINT_PATH"
 #: Raises the largest image a decoder accepts (pixels, once padded).
 MAX_PIXELS_ENV = "DIC_MAX_IMAGE_PIXELS"
+
+
+def is_image_file(name: object) -> bool:
+    """True when the (path or file) name ends with a known image extension."""
+    return str(name).lower().endswith(IMAGE_EXTENSIONS)

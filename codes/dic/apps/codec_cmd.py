@@ -18,16 +18,11 @@ from typing import Callable, List, Tuple
 
 from tqdm import tqdm
 
-from ..conventions import CHECKPOINT_PATH_ENV, IMAGE_EXTENSIONS, MAGIC, MAX_PIXELS_ENV, SUFFIX
-from ..errors import DataError, DicError, OptionError
+from ..conventions import CHECKPOINT_PATH_ENV, MAGIC, MAX_PIXELS_ENV, SUFFIX, is_image_file
+from ..errors import ArgumentError, DataError, DicError, OptionError
 from ..fileio import atomic_write_bytes, why_unwritable
 
 Job = Tuple[Path, Path]
-
-
-def is_image_file(name: str) -> bool:
-    """True when the name ends with a known image extension (:func:`dic.data.io.is_image_file`)."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -90,8 +85,8 @@ def check_outputs(jobs: List[Job], force: bool, replaceable: Callable[[Path], bo
             problems.append(f"output {dest} is a folder; expected a file name")
         elif dest.exists() and not force and not replaceable(dest):
             existing.append(dest)
-        elif why_unwritable(dest) is not None:
-            problems.append(f"cannot write {dest}: {why_unwritable(dest)}")
+        elif (reason := why_unwritable(dest)) is not None:
+            problems.append(f"cannot write {dest}: {reason}")
     if len(existing) == 1:
         problems.append(f"output {existing[0]} exists; pass {flag} to replace it")
     elif existing:
@@ -156,8 +151,7 @@ def _add_precision(parser: argparse.ArgumentParser, transform: str) -> None:
 def chosen_precision(name: str, device: object) -> str:
     """``--precision`` resolved for ``device`` (``auto`` → bfloat16 where fast, else float32);
     an unknown or unsupported name is one ``--precision`` error."""
-    from ..errors import ArgumentError
-    from ..models.precision import NAMES, resolve_precision
+    from ..models.precision import NAMES, resolve_precision  # torch: once the checks passed
 
     try:
         chosen = NAMES[resolve_precision(name, device)]

@@ -22,21 +22,15 @@ import imagesize
 import numpy as np
 import torch
 
-from ..conventions import IMAGE_EXTENSIONS
+from ..conventions import is_image_file
 from ..errors import DataError
 from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
 
-
 class AlphaDroppedWarning(UserWarning):
     """An image had an alpha (transparency) channel, which reading it as RGB dropped."""
-
-
-def is_image_file(path: PathLike) -> bool:
-    """True when the name ends with a known image extension."""
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:
