@@ -61,8 +61,9 @@ def why_unwritable(path: PathLike) -> Union[str, None]:
 
 def _write_error(path: Path, exc: OSError, creating: bool = False) -> WriteError:
     """The one-line error for ``path``; ``creating``: the folder refused a new file."""
-    reason = why_unwritable(path) or exc.strerror or str(exc)
-    if creating and not why_unwritable(path):
+    judged = why_unwritable(path)
+    reason = judged or exc.strerror or str(exc)
+    if creating and not judged:
         reason = f"folder {path.parent} refuses new files ({reason})"
     return WriteError(f"cannot write {path}: {reason}")
 
