@@ -83,7 +83,9 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 def per_rank_batch(batch_size: int, world_size: int) -> int:
     """Each of ``world_size`` processes' share of the global ``batch_size``; an ArgumentError
     (a ValueError) when it does not divide evenly."""
-    if batch_size < 1 or batch_size % world_size:
+    if batch_size < 1:
+        raise ArgumentError(f"expected a positive integer, got {batch_size}", argument="batch_size")
+    if batch_size % world_size:
         raise ArgumentError(f"{batch_size} does not split over {world_size} processes; expected a positive "
                             f"multiple of {world_size}", argument="batch_size")
     return batch_size // world_size

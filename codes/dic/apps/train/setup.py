@@ -273,8 +273,6 @@ def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int) ->
 
 def split_batch(batch_size: int, world_size: int) -> int:
     """``datasets.train.batch_size`` is the global batch: each of the processes takes its share."""
-    if batch_size < 1:
-        raise OptionError(f"datasets.train.batch_size: expected a positive integer, got {batch_size}")
     try:
         return per_rank_batch(batch_size, world_size)
     except ArgumentError as e:
