@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.prepare import flicker_process
-    from dic.apps.runtime import guarded
+    from dic.apps.guard import guarded
 
     return guarded(lambda: flicker_process(args.src, args.train, args.val, min_size=args.min_size,
                                            val_fraction=args.val_fraction, copy=args.copy,

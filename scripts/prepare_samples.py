@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.prepare import prepare_samples
-    from dic.apps.runtime import guarded
+    from dic.apps.guard import guarded
 
     return guarded(lambda: prepare_samples(args.out, show_progress=not args.no_progress))
 

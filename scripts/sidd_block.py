@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.sidd_prepare import sidd_blocks
-    from dic.apps.runtime import guarded
+    from dic.apps.guard import guarded
 
     return guarded(lambda: sidd_blocks(args.mat_dir, args.out, args.benchmark_data, show_progress=not args.no_progress))
 

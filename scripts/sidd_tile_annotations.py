@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     sys.path.insert(0, str(REPO / "codes"))
     from dic.data.sidd_prepare import sidd_tile_annotations
-    from dic.apps.runtime import guarded
+    from dic.apps.guard import guarded
 
     return guarded(lambda: sidd_tile_annotations(args.medium, args.tiles, args.blocks, args.annotations,
                                                  args.geometry_json, workers=args.workers,

@@ -1,6 +1,6 @@
-"""Runtime plumbing every application shares, each piece once: running a command with clean
-user errors (:mod:`.guard`, which imports no torch), choosing the device and timing with CUDA
-synchronisation. (Loading a model ready for inference is the library's
+"""Runtime plumbing every application shares, each piece once: choosing the device and timing
+with CUDA synchronisation (running a command with clean user errors is :mod:`.guard`, which
+imports no torch). (Loading a model ready for inference is the library's
 :func:`dic.checkpoints.load_for_inference`.)"""
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 
 from ..errors import OptionError
 from ..logger import get_logger
-from .guard import guarded  # noqa: F401  (re-exported: the launchers import it from here)
 
 logger = get_logger()
 

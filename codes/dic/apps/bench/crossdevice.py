@@ -24,7 +24,8 @@ from ...codec import decode_bytes, encode_image, prepare_model
 from ...data.io import to_uint8
 from ...errors import BitstreamError
 from ...fileio import atomic_write_text
-from ..runtime import guarded, parse_device, synchronize
+from ..guard import guarded
+from ..runtime import parse_device, synchronize
 from .coding import CONTEXTS, context_twins
 from .inputs import build_model, make_noisy, parse_size, synthetic_image
 

@@ -34,7 +34,8 @@ import torch
 from ...errors import ArgumentError, OptionError
 from ...fileio import atomic_write_text
 from ...models.precision import describe as describe_precision, resolve_precision
-from ..runtime import guarded, parse_device
+from ..guard import guarded
+from ..runtime import parse_device
 from .coding import (CODING_PATHS, CONTEXTS, PATH_CONTEXT, PATH_PRECISION, bench_coding, coding_paths,
                      context_twins, default_paths, path_precisions)
 from .inputs import build_model, load_image, make_noisy, parse_size

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..runtime import guarded
+from ..guard import guarded
 from .baselines import CLASSICAL
 from .runner import evaluate_option_file
 

@@ -39,7 +39,8 @@ from ...data import write_image
 from ...errors import ArgumentError, CheckpointError, OptionError
 from ...logger import get_logger, setup_logger
 from ...models.precision import NAMES, resolve_precision
-from ..runtime import device_from_gpu_ids, guarded
+from ..guard import guarded
+from ..runtime import device_from_gpu_ids
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
 from .protocol import measure, prepare_sample, to_8bit

@@ -50,7 +50,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ...config import Options, load_options, parse_overrides
 from ...errors import OptionError
-from ..runtime import guarded
+from ..guard import guarded
 from . import distributed as dist
 from .checkpointing import write_checkpoints
 from .schedule import current_lr, step_plateau, step_time
