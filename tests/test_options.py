@@ -1,4 +1,6 @@
 """Option files: defaults, validation messages, overrides, path resolution, official layout."""
+import argparse
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,7 @@ import yaml
 
 from dic.errors import OptionError
 from dic.config.build import build_model, model_kwargs
-from dic.config import describe, load_options, check_data_roots, save_options, validate_section
+from dic.config import describe, load_options, check_data_roots, named_by_set, save_options, validate_section
 from dic.config.schema import NETWORK
 from dic.models import model_hparams
 from dic.models import MODELS
@@ -422,6 +424,97 @@ def test_set_errors_name_set_not_the_file(tmp_path):
     raw["network"]["quality"] = 9
     with pytest.raises(OptionError, match=r"bad\.yml: network\.quality: got 9"):  # the file's own error
         error_of(tmp_path, raw) and load_options(tmp_path / "bad.yml")
+
+
+def test_a_structured_option_error_keeps_key_source_and_detail():
+    error = OptionError("expected a positive integer, got -5", key="network.N", source="x.yml")
+    assert (error.key, error.source, error.detail, error.by_set) == (
+        "network.N", "x.yml", "expected a positive integer, got -5", False)
+    assert str(error) == "x.yml: network.N: expected a positive integer, got -5"
+    by_set = error.named_by_set()
+    assert str(by_set) == "--set network.N: expected a positive integer, got -5 (options x.yml)"
+    assert (by_set.key, by_set.source, by_set.detail, by_set.by_set) == ("network.N", "x.yml", error.detail, True)
+    assert str(OptionError("got 9", key="network.quality")) == "network.quality: got 9"
+    again = pickle.loads(pickle.dumps(error))  # e.g. from a data loader's worker
+    assert str(again) == str(error) and (again.key, again.source, again.detail) == ("network.N", "x.yml", error.detail)
+    plain = OptionError("x.yml: option file not found")  # no key: the message as given, never renamed
+    assert str(plain) == "x.yml: option file not found" and plain.key is None and plain.source is None
+    assert plain.named_by_set() is plain and named_by_set(plain, ["x.yml"]) is plain
+    # the app boundary: an overridden key, or a section holding it, names --set; any other key does not
+    assert str(named_by_set(error, ["train.epoch.value", "network.N"])) == str(by_set)
+    assert str(named_by_set(error, ["network"])) == str(by_set)
+    assert named_by_set(error, ["network.N_extra", "network.NN", "train"]) is error
+
+
+def test_the_loaders_errors_are_structured(tmp_path):
+    path = write(tmp_path, OFFICIAL_TRAIN)
+    with pytest.raises(OptionError) as info:
+        load_options(path, ["network.quality=9"])
+    assert (info.value.key, info.value.source, info.value.by_set) == ("network.quality", str(path), True)
+    assert info.value.detail.startswith("got 9, expected an integer in 1..6")
+    raw = official(tmp_path)
+    raw["datasets"]["train"]["root"] = str(tmp_path / "missing")
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(OptionError) as info:
+        check_data_roots(load_options(tmp_path / "bad.yml"))
+    assert (info.value.key, info.value.by_set) == ("datasets.train.root", False)
+    assert info.value.source.endswith("bad.yml") and "does not exist" in info.value.detail
+
+
+def test_a_build_time_error_about_a_set_key_names_set_in_training(tmp_path):
+    """network.N=-5 passes the loader (it checks hyper-parameter names, not values): the model's
+    constructor refuses it while the run is built, and the error names --set, or the file."""
+    from dic.apps.train import loop
+    from test_train import options, write_images
+
+    data = tmp_path / "data"
+    write_images(data / "train", 4, seed=1)
+    write_images(data / "val", 2, seed=2)
+    opt = options(tmp_path, data, "r", "network.N=-5")  # loaded: the refusal comes later
+    assert opt.network.N == -5
+    source = opt.path.option_file
+    with pytest.raises(OptionError) as info:
+        loop.run(argparse.Namespace(opt=source, set=["train.step.value=1", "network.N=-5"]))
+    error = info.value
+    assert (error.key, error.source, error.by_set) == ("network.N", source, True)
+    assert "-5" in error.detail
+    assert str(error) == f"--set network.N: {error.detail} (options {source})"
+
+    raw = yaml.safe_load(Path(source).read_text())
+    raw["network"]["N"] = -5  # the same value from the file names the file
+    Path(source).write_text(yaml.safe_dump(raw))
+    with pytest.raises(OptionError) as info:
+        loop.run(argparse.Namespace(opt=source, set=["train.step.value=1"]))
+    assert (info.value.key, info.value.by_set) == ("network.N", False)
+    assert str(info.value) == f"{source}: network.N: {error.detail}"
+    assert not (tmp_path / "experiments").exists()
+
+
+def test_a_build_time_error_about_a_set_key_names_set_in_evaluation(tmp_path):
+    """A level of null passes the loader; the synthetic test set refuses it when the
+    evaluation builds its data sets: the error names --set, or the file."""
+    from dic.apps.evaluate.runner import evaluate_option_file
+    from test_train import write_images
+
+    write_images(tmp_path / "images", 1)
+    (tmp_path / "model.pth").write_bytes(b"")  # only checked to exist: the data sets are built first
+    raw = {"name": "ev", "path": {"root": str(tmp_path), "checkpoint": "model.pth"},
+           "network": {"model": "snr-decomp"},
+           "datasets": {"kodak": {"name": "synthetic-test", "root": "images", "level": 1}}}
+    path = write(tmp_path, yaml.safe_dump(raw), "ev.yml")
+    source = str(path.resolve())
+    assert load_options(path, ["datasets.kodak.level=null"], is_train=False).datasets.kodak.level is None
+    detail = "a synthetic test set needs a noise level 1–4"
+    with pytest.raises(OptionError) as info:
+        evaluate_option_file(str(path), ["datasets.kodak.level=null"], progress=False)
+    assert (info.value.key, info.value.source, info.value.by_set) == ("datasets.kodak.level", source, True)
+    assert str(info.value) == f"--set datasets.kodak.level: {detail} (options {source})"
+
+    raw["datasets"]["kodak"]["level"] = None  # the same from the file names the file
+    path = write(tmp_path, yaml.safe_dump(raw), "ev.yml")
+    with pytest.raises(OptionError) as info:
+        evaluate_option_file(str(path), ["test.save_images=false"], progress=False)
+    assert str(info.value) == f"{source}: datasets.kodak.level: {detail}"
 
 
 def test_a_bare_data_set_section_is_checked_too():

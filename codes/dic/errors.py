@@ -22,7 +22,36 @@ class ArgumentError(DicError, ValueError):
 
 
 class OptionError(DicError):
-    """An option file or command-line override is invalid."""
+    """An option file or command-line override is invalid.
+
+    Plain ``OptionError("message")`` is the message as given. With ``key`` (the dotted option
+    key at fault, ``network.N``) the error is structured and its message reads
+    ``"<source>: <key>: <detail>"`` (``"<key>: <detail>"`` without ``source``, the option file),
+    or, when ``by_set`` (the key came from ``--set``), ``"--set <key>: <detail> (options
+    <source>)"``. ``detail`` is the bare message; :meth:`named_by_set` gives the ``--set`` form."""
+
+    def __init__(self, message: str = "", *, key: Optional[str] = None, source: Optional[str] = None,
+                 by_set: bool = False, argument: Optional[str] = None):
+        super().__init__(message, argument=argument)
+        self.key = key
+        self.source = None if source is None else str(source)
+        self.by_set = bool(by_set) and key is not None
+        if key is not None:
+            self.args = (self._text(),)
+
+    def _text(self) -> str:
+        """The one place the message of a structured error is worded."""
+        if self.by_set:
+            return f"--set {self.key}: {self.detail}" + (f" (options {self.source})" if self.source else "")
+        if self.source:
+            return f"{self.source}: {self.key}: {self.detail}"
+        return f"{self.key}: {self.detail}"
+
+    def named_by_set(self) -> "OptionError":
+        """The same error naming ``--set`` instead of the file (unchanged without a ``key``)."""
+        if self.key is None or self.by_set:
+            return self
+        return OptionError(self.detail, key=self.key, source=self.source, by_set=True)
 
 
 class DataError(DicError):

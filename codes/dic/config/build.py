@@ -50,8 +50,9 @@ def option_keys(source: str, section: str, keys: Optional[Mapping[str, str]] = N
         raise  # already names the file and key
     except DicError as e:
         key = section if e.argument is None else (keys or {}).get(e.argument, f"{section}.{e.argument}")
-        kind = OptionError if isinstance(e, ArgumentError) else type(e)
-        raise kind(f"{source}: {key}: {e.detail}") from None
+        if isinstance(e, ArgumentError):
+            raise OptionError(e.detail, key=key, source=source) from None
+        raise type(e)(f"{source}: {key}: {e.detail}") from None
 
 
 # ---- models --------------------------------------------------------------------------------
@@ -100,15 +101,18 @@ def build_dataset(dataset_opt: Mapping[str, Any], phase: str, source: str) -> Da
         return cls(dataset_opt.root, phase_mode(phase), **kwargs)
 
 
-def expand_levels(dataset_opt: Mapping[str, Any]) -> List[Tuple[str, dict]]:
+def expand_levels(dataset_opt: Mapping[str, Any], section: Optional[str] = None,
+                  source: Optional[str] = None) -> List[Tuple[str, dict]]:
     """One ``(suffix, options)`` per noise level: a list ``level: [1, 2]`` gives
     ``[("_level1", {..., level: 1}), ("_level2", {..., level: 2})]``; a single or no level gives
-    ``[("", options)]``. The evaluator reports each as its own data set."""
+    ``[("", options)]``. The evaluator reports each as its own data set. An error names
+    ``<section>.level`` (``datasets.<phase>``) and ``source`` when given."""
     level = dataset_opt.get("level")
     if not isinstance(level, (list, tuple)):
         return [("", dict(dataset_opt))]
     if not level:
-        raise OptionError("level: an empty list of noise levels; give 1–4 or a list of them")
+        raise OptionError("an empty list of noise levels; give 1–4 or a list of them",
+                          key=f"{section}.level" if section else "level", source=source)
     out = []
     for lv in level:
         opt = copy.deepcopy(dict(dataset_opt))
@@ -125,11 +129,12 @@ def criterion_lambda(network: Options, source: str) -> float:
     if lam is not None:
         return float(lam)
     if metric not in LAMBDAS:
-        raise OptionError(f"{source}: network.criterions.criterion_metric: no standard λ table for {metric!r} "
-                          f"(tables: {', '.join(LAMBDAS)}); set network.lambdas.lambda_metric")
+        raise OptionError(f"no standard λ table for {metric!r} (tables: {', '.join(LAMBDAS)}); "
+                          "set network.lambdas.lambda_metric", key="network.criterions.criterion_metric",
+                          source=source)
     if quality is None:
-        raise OptionError(f"{source}: network.lambdas.lambda_metric: null takes λ from the quality table, which "
-                          "needs network.quality (1..6); set one of them")
+        raise OptionError("null takes λ from the quality table, which needs network.quality (1..6); "
+                          "set one of them", key="network.lambdas.lambda_metric", source=source)
     with option_keys(source, "network", CRITERION_KEYS):
         return default_lambda(metric, quality)
 

@@ -64,9 +64,7 @@ class _Validator:
         self.given: Dict[str, Set[str]] = {}
 
     def fail(self, key: str, message: str) -> None:
-        if key in self.overridden:
-            raise OptionError(f"--set {key}: {message} (options {self.source})")
-        raise OptionError(f"{self.source}: {key}: {message}")
+        raise OptionError(message, key=key, source=self.source, by_set=key in self.overridden)
 
     def section(self, raw: Any, schema: Mapping, prefix: str) -> Dict[str, Any]:
         if raw is None:
@@ -141,6 +139,19 @@ def parse_overrides(pairs: Iterable[str]) -> List[Tuple[str, Any]]:
             raise OptionError(f"--set {pair!r}: the value is not valid YAML ({e})") from None
         out.append((key.strip(), value))
     return out
+
+
+def named_by_set(error: OptionError, overridden: Iterable[str]) -> OptionError:
+    """``error`` naming ``--set`` when its key is one of the ``overridden`` keys (or lies under
+    one: ``network.N`` under ``--set network={...}``), else ``error`` unchanged. For errors
+    found after loading, while building a run: the applications pass the ``--set`` keys
+    (:func:`parse_overrides`), so these name ``--set`` as the loader's own errors do."""
+    key = error.key
+    if key is None or error.by_set:
+        return error
+    if any(key == k or key.startswith(k + ".") for k in overridden):
+        return error.named_by_set()
+    return error
 
 
 def apply_overrides(raw: Dict[str, Any], overrides: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
@@ -340,8 +351,8 @@ def check_data_roots(opt: Mapping[str, Any]) -> None:
     """Every data set root must exist: a clear error before any work starts."""
     for phase, dataset in opt["datasets"].items():
         if not os.path.exists(dataset["root"]):
-            raise OptionError(f"{opt['path']['option_file']}: datasets.{phase}.root: "
-                              f"{dataset['root']} does not exist; expected a data folder or file")
+            raise OptionError(f"{dataset['root']} does not exist; expected a data folder or file",
+                              key=f"datasets.{phase}.root", source=opt["path"]["option_file"])
 
 
 def save_options(opt: Mapping[str, Any], path: str | os.PathLike) -> None:

@@ -34,7 +34,8 @@ import torch
 from tqdm import tqdm
 
 from ...checkpoints import load_for_inference
-from ...config import Options, build_dataset, check_data_roots, expand_levels, load_options, save_options
+from ...config import (Options, build_dataset, check_data_roots, expand_levels, load_options, named_by_set,
+                       parse_overrides, save_options)
 from ...data import write_image
 from ...errors import ArgumentError, CheckpointError, OptionError
 from ...logger import get_logger, setup_logger
@@ -86,7 +87,7 @@ def build_test_sets(datasets: Options, source: str) -> List[TestSet]:
     """One :class:`TestSet` per data set and level; every data set is built (and checked) now."""
     sets = []
     for phase, dataset_opt in datasets.items():
-        for suffix, level_opt in expand_levels(dataset_opt):
+        for suffix, level_opt in expand_levels(dataset_opt, f"datasets.{phase}", source):
             sets.append(TestSet(f"{phase}{suffix}", phase, level_opt["level"], bool(dataset_opt.estimation),
                                 build_dataset(level_opt, phase, source)))
     return sets
@@ -155,11 +156,11 @@ def evaluate(opt: Options, progress: bool = True) -> Dict[str, List[Dict[str, An
     baselines = baseline_coders(opt.test.baselines, opt.test.baseline_qualities)  # checked before any work
     denoiser = resolve_path(opt.path.root, opt.test.denoiser)
     if not checkpoints and not baselines:
-        raise OptionError(f"{source}: path.checkpoint: missing; "
-                          "expected a checkpoint path or a list of them (or test.baselines)")
+        raise OptionError("missing; expected a checkpoint path or a list of them (or test.baselines)",
+                          key="path.checkpoint", source=source)
     if denoiser and not checkpoints:
-        raise OptionError("test.denoiser: the learned sequential baseline codes the denoiser's output "
-                          "with the path.checkpoint codec(s); path.checkpoint is missing")
+        raise OptionError("the learned sequential baseline codes the denoiser's output with the "
+                          "path.checkpoint codec(s); path.checkpoint is missing", key="test.denoiser", source=source)
     if denoiser and not os.path.isfile(denoiser):
         raise CheckpointError(f"test.denoiser: {denoiser} does not exist; expected a checkpoint file")
     check_data_roots(opt)
@@ -214,7 +215,7 @@ def resolved_precision(name: str, device: torch.device, source: str) -> str:
     try:
         return NAMES[resolve_precision(name, device)]
     except ArgumentError as e:
-        raise OptionError(f"{source}: test.precision: {e.detail}") from None
+        raise OptionError(e.detail, key="test.precision", source=source) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,7 +236,11 @@ def evaluate_option_file(path: str, overrides: Sequence[str], progress: bool = T
     stamp = time.strftime("%Y%m%d-%H%M%S")
     setup_logger(str(root / f"test_{stamp}.log"))
     save_options(opt, root / f"options_{stamp}.yml")
-    reports = evaluate(opt, progress=progress)
+    try:
+        reports = evaluate(opt, progress=progress)
+    except OptionError as e:
+        # found while building the evaluation: about a key given with --set, it names --set as the loader does
+        raise named_by_set(e, [key for key, _ in parse_overrides(overrides)]) from None
     logger.info("results\n%s", format_table(reports))
     for label, items in reports.items():
         for report in items:

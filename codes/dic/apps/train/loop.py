@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ...config import Options, load_options, parse_overrides
+from ...config import Options, load_options, named_by_set, parse_overrides
 from ...errors import OptionError
 from ..guard import guarded
 from . import distributed as dist
@@ -77,19 +77,9 @@ def run(args: argparse.Namespace) -> int:
     except Interrupted as stop:
         return stop.exit_code
     except OptionError as e:
-        raise named_by_set(e, opt.path.option_file, [key for key, _ in parse_overrides(args.set)]) from None
+        # found while building the run: about a key given with --set, it names --set as the loader does
+        raise named_by_set(e, [key for key, _ in parse_overrides(args.set)]) from None
     return 0
-
-
-def named_by_set(error: OptionError, option_file: str, overridden: Sequence[str]) -> OptionError:
-    """An error found while building the run (``<file>: <key>: ...`` or ``<key>: ...``) about a
-    key given with ``--set`` names ``--set``, as the loader's own errors do."""
-    text = str(error)
-    for key in overridden:
-        for prefix in (f"{option_file}: {key}: ", f"{key}: "):
-            if text.startswith(prefix):
-                return OptionError(f"--set {key}: {text[len(prefix):]} (options {option_file})")
-    return error
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

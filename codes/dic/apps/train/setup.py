@@ -226,13 +226,13 @@ def build_optimisation(opt: Options, model: nn.Module, fp16: bool) -> Optimisati
     GradScaler when training in ``fp16``."""
     schedule = getattr(opt.train, opt.train.mode)
     if opt.train.sync_free_cap and opt.train.loss_cap_mode != "zero_grad":
-        raise OptionError(f"{opt.path.option_file}: train.sync_free_cap: needs train.loss_cap_mode: zero_grad "
-                          f"(got {opt.train.loss_cap_mode!r}): a skipped step cannot be undone without reading "
-                          "the loss on the host")
+        raise OptionError(f"needs train.loss_cap_mode: zero_grad (got {opt.train.loss_cap_mode!r}): a skipped "
+                          "step cannot be undone without reading the loss on the host",
+                          key="train.sync_free_cap", source=opt.path.option_file)
     try:
         optimizer, aux_optimizer = build_optimizers(model, schedule.lr, schedule.lr_aux, fused=opt.train.fused_adam)
     except ArgumentError as e:
-        raise OptionError(f"network.model: {e.detail}") from None
+        raise OptionError(e.detail, key="network.model", source=opt.path.option_file) from None
     scheduler, aux_scheduler = create_schedulers(
         optimizer, aux_optimizer, lr_scheme=schedule.lr_scheme, warm_up_counts=schedule.warm_up_counts,
         milestones=schedule.milestones, gamma=schedule.gamma, patience=schedule.patience)
@@ -245,11 +245,11 @@ def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int) ->
     train_opt, val_opt = opt.datasets.train, opt.datasets.val
     train_set = build_dataset(train_opt, "train", opt.path.option_file)
     if train_opt.noise_on_device and not getattr(train_set, "noise_on_device", False):
-        raise OptionError(f"{opt.path.option_file}: datasets.train.noise_on_device: the '{train_opt.name}' data set "
-                          "does not synthesise noise (only 'synthetic' does); remove the key")
+        raise OptionError(f"the '{train_opt.name}' data set does not synthesise noise (only 'synthetic' does); "
+                          "remove the key", key="datasets.train.noise_on_device", source=opt.path.option_file)
     if not getattr(train_set, "has_gt", True):
         raise DataError(f"datasets.train: '{train_opt.name}' at {train_opt.root} has no ground truth to train on")
-    batch_per_rank = split_batch(train_opt.batch_size, info.world_size)
+    batch_per_rank = split_batch(train_opt.batch_size, info.world_size, opt.path.option_file)
     base = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
                               shuffle=train_opt.use_shuffle, seed=seed, drop_last=False)
     steps_per_epoch = len(base) // batch_per_rank
@@ -271,12 +271,13 @@ def build_data(opt: Options, info: DistInfo, device: torch.device, seed: int) ->
                    steps_per_epoch=steps_per_epoch, val=val_loader)
 
 
-def split_batch(batch_size: int, world_size: int) -> int:
-    """``datasets.train.batch_size`` is the global batch: each of the processes takes its share."""
+def split_batch(batch_size: int, world_size: int, source: Optional[str] = None) -> int:
+    """``datasets.train.batch_size`` is the global batch: each of the processes takes its share.
+    ``source``: the option file, named by the error."""
     try:
         return per_rank_batch(batch_size, world_size)
     except ArgumentError as e:
-        raise OptionError(f"datasets.train.{e.argument}: {e.detail}") from None
+        raise OptionError(e.detail, key=f"datasets.train.{e.argument}", source=source) from None
 
 
 def resume_path(opt: Options) -> Optional[str]:
@@ -284,11 +285,12 @@ def resume_path(opt: Options) -> Optional[str]:
     ``path.resume``; with ``resume: auto`` this run's ``checkpoints/latest.pth`` if it exists."""
     resume, checkpoint = opt.path.resume, opt.path.checkpoint
     if isinstance(checkpoint, list):
-        raise OptionError(f"path.checkpoint: training resumes from one checkpoint, got a list of {len(checkpoint)}")
+        raise OptionError(f"training resumes from one checkpoint, got a list of {len(checkpoint)}",
+                          key="path.checkpoint", source=opt.path.option_file)
     if checkpoint:
         if resume not in ("auto", "none") and os.path.abspath(resume) != os.path.abspath(checkpoint):
-            raise OptionError(f"path.checkpoint ({checkpoint}) and path.resume ({resume}) name different "
-                              "checkpoints; set only one")
+            raise OptionError(f"{resume} and path.checkpoint ({checkpoint}) name different checkpoints; "
+                              "set only one", key="path.resume", source=opt.path.option_file)
         return checkpoint
     if resume == "none":
         return None
