@@ -271,6 +271,70 @@ print("HEAVY", sorted(m for m in ("torch", "compressai", "cv2") if m in sys.modu
     assert "BD-rate -10.00 %" in result.stdout and (tmp_path / "rd.png").is_file()
 
 
+HELP_SCRIPT = """
+import contextlib, io, json, sys
+from dic.apps.cli import main
+helps = {}
+for command in ("train", "test", "bench"):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([command, "--help"])
+        except SystemExit:
+            pass
+    helps[command] = out.getvalue()
+heavy = sorted(m for m in ("torch", "compressai", "numpy", "cv2") if m in sys.modules)
+print(json.dumps({"heavy": heavy, "helps": helps}))
+"""
+
+
+def test_train_test_and_bench_help_import_no_torch(tmp_path):
+    """``dic train --help``, ``dic test --help`` and ``dic bench --help`` build their parsers from
+    light modules (``dic.apps.*.arguments``): no torch, NumPy or CompressAI, and the same help."""
+    from dic.apps.bench import coding, training
+
+    result = subprocess.run([sys.executable, "-c", HELP_SCRIPT], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.splitlines()[-1])
+    assert data["heavy"] == [], data["heavy"]
+    helps = data["helps"]
+    assert "usage: dic train [-h] -opt PATH [--set KEY=VALUE [KEY=VALUE ...]]" in helps["train"]
+    assert "training option file (YAML)" in helps["train"] and "--set train.step.value=100" in helps["train"]
+    assert "usage: dic test [-h] -opt OPTIONS.yml [--set KEY=VALUE [KEY=VALUE ...]] [--no-progress]" in helps["test"]
+    assert "test option file" in helps["test"] and "no progress bars" in helps["test"]
+    bench = helps["bench"]
+    for option in ("--model", "--quality", "--N", "--hparam", "--checkpoint", "--size", "--image", "--noise-level",
+                   "--repeats", "--warmup", "--device", "--threads", "--train-batch", "--train-size", "--contexts",
+                   "--train-variants", "--no-compressai", "--paths", "--no-coding", "--no-train", "--no-memory",
+                   "--no-roofline", "--peak-size", "--seed", "--json"):
+        assert f"[{option}" in bench, option
+    # the coding paths and training variants the measuring modules know, all named in the help
+    assert f"of {', '.join(coding.PATH_CONTEXT)} (default" in bench
+    assert f"all that apply: {', '.join(training.TRAIN_VARIANTS)};" in bench
+    assert set(training.SWITCHES) < set(training.TRAIN_VARIANTS)
+
+
+def test_bench_names_and_parsers_are_defined_once():
+    """The heavy modules use the light modules' names and parsers, not copies of them."""
+    import dic.apps.bench.arguments as bench_args
+    import dic.apps.evaluate.arguments as test_args
+    import dic.apps.train.arguments as train_args
+    from dic.apps import bench
+    from dic.apps.bench import coding, runner, training
+    from dic.apps.evaluate import runner as test_runner
+    from dic.apps.train import loop
+    from dic.models.checkerboard import CONTEXTS
+
+    assert coding.CODING_PATHS is bench_args.CODING_PATHS and training.TRAIN_VARIANTS is bench_args.TRAIN_VARIANTS
+    assert tuple(coding.PATH_CONTEXT) == bench_args.CODING_PATHS
+    assert bench_args.CONTEXTS == CONTEXTS == tuple(coding.PAIRS)  # the light copy of the models' names
+    assert runner.add_arguments is bench.add_arguments is bench_args.add_arguments
+    assert runner.check_args is bench_args.check_args and bench.benchmark is runner.benchmark
+    assert loop.add_arguments is train_args.add_arguments
+    assert test_runner.add_arguments is test_args.add_arguments
+
+
 def test_registry_names_read_without_importing_match_the_registries():
     from dic.data import DATASETS
     from dic.losses import LOSSES

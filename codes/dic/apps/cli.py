@@ -6,7 +6,8 @@ Ctrl-C prints one line and exits 130.
 Start-up is fast because nothing heavy is imported here: the table names each command's module
 by its dotted path, and only the module of the command being run is imported (and only its
 parser is built), so ``dic --help``, ``dic list``, ``dic bdrate`` and ``dic plot`` never import
-torch (docs/cli.md measures it)."""
+torch (docs/cli.md measures it). ``train``, ``test`` and ``bench`` build their parsers from light
+modules of their own (``dic.apps.*.arguments``), so their ``--help`` imports no torch either."""
 from __future__ import annotations
 
 import argparse
@@ -122,22 +123,32 @@ def run_tables(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand: the module that implements it (imported only when it runs), the names of
-    its ``add_arguments`` and ``run`` functions there, and its one-line help."""
+    """A subcommand: the module that runs it (imported only when it runs) and the name of its
+    ``run`` function there, its one-line help, the name of its ``add_arguments`` function and
+    the module that holds it, when not the same: a light one, so that building the parser
+    (``dic train --help``, a bad argument) imports no torch."""
 
     module: str
     add: str
     run: str
     help: str
+    parser_module: Optional[str] = None
 
-    def function(self, name: str) -> Callable:
-        return getattr(importlib.import_module(self.module), name)
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the subcommand's arguments, importing only its parser's module."""
+        getattr(importlib.import_module(self.parser_module or self.module), self.add)(parser)
+
+    def runner(self) -> Callable[[argparse.Namespace], int]:
+        """The ``run`` function (imports the module that runs the subcommand)."""
+        return getattr(importlib.import_module(self.module), self.run)
 
 
 SUBCOMMANDS: Dict[str, Command] = {
     "list": Command(__name__, "add_list_arguments", "run_list", "list registered models, data sets or losses"),
-    "train": Command("dic.apps.train.loop", "add_arguments", "run", "train a model from an option file"),
-    "test": Command("dic.apps.evaluate.runner", "add_arguments", "run", "evaluate checkpoints from an option file"),
+    "train": Command("dic.apps.train.loop", "add_arguments", "run", "train a model from an option file",
+                     parser_module="dic.apps.train.arguments"),
+    "test": Command("dic.apps.evaluate.runner", "add_arguments", "run", "evaluate checkpoints from an option file",
+                    parser_module="dic.apps.evaluate.arguments"),
     "convert": Command(__name__, "add_convert_arguments", "run_convert", "convert an official checkpoint to ours"),
     "tables": Command(__name__, "add_tables_arguments", "run_tables",
                       "store the entropy-coder tables in a checkpoint (portable files)"),
@@ -150,7 +161,7 @@ SUBCOMMANDS: Dict[str, Command] = {
     "bdrate": Command("dic.apps.evaluate.rd", "add_bdrate_arguments", "run_bdrate",
                       "BD-rate and BD-PSNR between two reports"),
     "bench": Command("dic.apps.bench.runner", "add_arguments", "run",
-                     "measure coding and training speed against CompressAI"),
+                     "measure coding and training speed against CompressAI", parser_module="dic.apps.bench.arguments"),
 }
 
 
@@ -169,7 +180,7 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     for name, command in SUBCOMMANDS.items():
         subparser = sub.add_parser(name, help=command.help, description=command.help)
         if argv is None or name == chosen:
-            command.function(command.add)(subparser)
+            command.add_arguments(subparser)
         subparser.set_defaults(command_entry=command)
     return parser
 
@@ -177,7 +188,7 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
 def _parse_and_run(argv: List[str]) -> int:
     args = build_parser(argv).parse_args(argv)
     command: Command = args.command_entry
-    return command.function(command.run)(args)
+    return command.runner()(args)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

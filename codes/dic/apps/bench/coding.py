@@ -32,11 +32,10 @@ from ...models import apply_context_masks, create_model
 from ...models.base import pad_to_multiple
 from ...models.checkerboard import CONTEXTS
 from ...models.precision import fast_bfloat16
+from .arguments import CODING_PATHS
 from .roofline import count_gflop
 from .timing import summary, time_interleaved
 
-CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboard", "compressai-checkerboard",
-                "exact-bf16", "exact-fp16")
 #: Each path's context model, whether it runs our coder (else CompressAI's) and whether in
 #: exact fixed point (else in float).
 PATH_CONTEXT = {"exact": "serial", "ours": "serial", "compressai": "serial", "exact-checkerboard": "checkerboard",

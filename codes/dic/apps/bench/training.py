@@ -31,11 +31,11 @@ import torch.nn as nn
 from ...config.build import build_criterion
 from ...models.base import JointCodecBase
 from ..train.step import TrainStep, build_optimizers
+from .arguments import TRAIN_VARIANTS
 from .inputs import make_noisy, synthetic_image
 from .official import OfficialStyleSNRDecomp, has_official_style
 from .timing import summary, time_interleaved
 
-TRAIN_VARIANTS = ("ours", "official-style", "bf16", "channels-last", "compile", "fast")
 #: Each variant's TrainStep switches (and ``fused`` Adam).
 SWITCHES: Dict[str, Dict[str, Any]] = {
     "bf16": {"amp_dtype": torch.bfloat16},

@@ -42,6 +42,7 @@ from ...logger import get_logger, setup_logger
 from ...models.precision import NAMES, resolve_precision
 from ..guard import guarded
 from ..runtime import device_from_gpu_ids
+from .arguments import add_arguments  # dic test --help reads it without torch
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
 from .protocol import measure, prepare_sample, to_8bit
@@ -220,13 +221,6 @@ def resolved_precision(name: str, device: torch.device, source: str) -> str:
 
 # ------------------------------------------------------------------------------------------
 # Command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-opt", "--opt", required=True, metavar="OPTIONS.yml", help="test option file")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override options, e.g. --set test.save_images=true datasets.kodak.level=1")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
 def evaluate_option_file(path: str, overrides: Sequence[str], progress: bool = True) -> int:
     """Load an evaluation option file with ``overrides``, log to ``results/<name>/test_<time>.log``,
     keep the resolved options beside it, evaluate and log the table."""

@@ -52,6 +52,7 @@ from ...config import Options, load_options, named_by_set, parse_overrides
 from ...errors import OptionError
 from ..guard import guarded
 from . import distributed as dist
+from .arguments import add_arguments  # dic train --help reads it without torch
 from .checkpointing import write_checkpoints
 from .schedule import current_lr, step_plateau, step_time
 from .setup import Run, setup, teardown
@@ -62,13 +63,6 @@ from .validation import format_terms, log_validation, validate
 
 # ============================================================================================
 # Command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``dic train`` / ``dic-train`` / ``train.py``."""
-    parser.add_argument("-opt", "--opt", required=True, metavar="PATH", help="training option file (YAML)")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override option keys, e.g. --set train.step.value=100 datasets.train.batch_size=4")
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the options and train; a run stopped by a signal exits with 128 + its number."""
     opt = load_options(args.opt, args.set, is_train=True)
