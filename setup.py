@@ -33,9 +33,9 @@ setup(
     extras_require={"test": ["pytest>=9.2", "pytest-timeout>=2.4"]},
     entry_points={
         "console_scripts": [
-            "dic=dic.apps.cli:main",
-            "dic-train=dic.apps.train.loop:main",
-            "dic-test=dic.apps.evaluate.runner:main",
+            "dic=dic.apps.launch:dic",
+            "dic-train=dic.apps.launch:dic_train",
+            "dic-test=dic.apps.launch:dic_test",
         ]
     },
 )

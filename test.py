@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "codes"))
 
-from dic.apps.evaluate.runner import main  # noqa: E402
+from dic.apps.launch import dic_test  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dic_test())

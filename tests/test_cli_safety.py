@@ -328,7 +328,7 @@ def test_bench_names_and_parsers_are_defined_once():
 
     assert coding.CODING_PATHS is bench_args.CODING_PATHS and training.TRAIN_VARIANTS is bench_args.TRAIN_VARIANTS
     assert tuple(coding.PATH_CONTEXT) == bench_args.CODING_PATHS
-    assert bench_args.CONTEXTS == CONTEXTS == tuple(coding.PAIRS)  # the light copy of the models' names
+    assert bench_args.CONTEXTS is CONTEXTS is coding.CONTEXTS and tuple(coding.PAIRS) == CONTEXTS  # one definition
     assert runner.add_arguments is bench.add_arguments is bench_args.add_arguments
     assert runner.check_args is bench_args.check_args and bench.benchmark is runner.benchmark
     assert loop.add_arguments is train_args.add_arguments

@@ -27,7 +27,7 @@ Three pieces, which compute the same thing:
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Literal, Optional, Sequence, Tuple, get_args
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -37,6 +37,7 @@ from compressai.latent_codecs import CheckerboardLatentCodec, GaussianConditiona
 from compressai.layers import CheckerboardMaskedConv2d
 from torch import Tensor
 
+from ..conventions import CONTEXTS, Context
 from ..errors import ArgumentError, BitstreamError, CheckpointError, DicError
 from .fast_coding import rans_tables, single_thread
 
@@ -46,10 +47,8 @@ __all__ = [
     "join_strings", "planar", "split_strings",
 ]
 
-#: The values of the models' ``context`` hyper-parameter; the first is the default.
-#: The entropy model's spatial context, a model hyper-parameter: its annotation and allowed values.
-Context = Literal["serial", "checkerboard"]
-CONTEXTS: Tuple[str, ...] = get_args(Context)
+# CONTEXTS (the values of the models' ``context`` hyper-parameter, the first the default) and
+# its annotation Context live in dic.conventions, importable without torch.
 
 
 def anchor_mask(height: int, width: int, device: Any = None) -> Tensor:

@@ -4,8 +4,9 @@ importable without torch, so ``dic bench --help`` (and a bad argument) answers a
 from __future__ import annotations
 
 import argparse
-from typing import List, Tuple
+from typing import List
 
+from ...conventions import CONTEXTS
 from ...errors import OptionError
 
 #: The coding paths :mod:`.coding` measures (its ``PATH_*`` tables describe each).
@@ -13,9 +14,6 @@ CODING_PATHS = ("exact", "ours", "compressai", "exact-checkerboard", "checkerboa
                 "exact-bf16", "exact-fp16")
 #: The training-step variants :mod:`.training` measures.
 TRAIN_VARIANTS = ("ours", "official-style", "bf16", "channels-last", "compile", "fast")
-#: The models' context models, ``dic.models.checkerboard.CONTEXTS`` (that module imports torch;
-#: tests/test_cli_safety.py checks the two are equal).
-CONTEXTS: Tuple[str, ...] = ("serial", "checkerboard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
