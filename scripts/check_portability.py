@@ -21,9 +21,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -92,8 +91,10 @@ def encode(folder: Path, tag: str, checkpoints: List[str], size: tuple) -> None:
             (out / f"{Path(checkpoint).stem}.v{version}.dic").write_bytes(data)
 
 
-def decode(folder: Path, tag: str, checkpoints: List[str]) -> None:
+def decode(folder: Path, tag: str, checkpoints: List[str], wait: bool = False) -> None:
     models = {Path(c).stem: load_codec_model(c) for c in checkpoints}
+    if wait and sys.stdin.readline().strip() != "go":  # started beside the encoders: wait for their files
+        raise SystemExit(f"decode under {tag}: the encoders did not finish; nothing decoded")
     results = {}
     for path in sorted(folder.glob("*/*.dic")):
         model, fingerprint = models[path.name.split(".")[0]]
@@ -113,22 +114,59 @@ def decode(folder: Path, tag: str, checkpoints: List[str]) -> None:
 # ----------------------------------------------------------------------------- driver
 
 
-def _run_worker(role: str, tag: str, folder: Path, checkpoints: List[Path], size: tuple) -> None:
+def _start(role: str, tag: str, folder: Path, checkpoints: List[Path], size: tuple):
+    """A worker process under ``tag``'s limits; its output goes to a log file (a pipe could fill)."""
     env_vars, threads = ENVIRONMENTS[tag]
-    env = {**os.environ, **env_vars, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+    # Passive OpenMP waits: threads that sleep, not spin, between parallel regions. The results are
+    # the same (the thread count, not the wait, splits the work), but on a small shared machine
+    # spinning threads make the 2- and 3-thread environments several times slower.
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, **env_vars, "OMP_NUM_THREADS": str(threads),
+           "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, __file__, "--worker", role, "--tag", tag, "--out", str(folder),
            "--size", f"{size[0]}x{size[1]}", "--checkpoints", *map(str, checkpoints)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"{role} under {tag} failed:\n{done.stdout}\n{done.stderr}")
+    log = folder / f"{role}_{tag}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if role == "decode" else subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
 
 
-def check(folder: Path, size: tuple, jobs: int = 2) -> dict:
+def _finish(proc, role: str, tag: str) -> None:
+    try:
+        proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{role} under {tag} failed (exit {proc.returncode}):\n{proc.log.read_text()}")
+
+
+def check(folder: Path, size: tuple) -> dict:
     """Run the whole matrix in ``folder``; the summary as a dict."""
     checkpoints = make_checkpoints(folder / "checkpoints")
-    for role in ("encode", "decode"):
-        with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(lambda tag: _run_worker(role, tag, folder, checkpoints, size), ENVIRONMENTS))
+    # All six processes start at once, so that the decoders' start-up (importing torch and the
+    # models, loading the checkpoints) overlaps the encoding; each decoder then waits for a line
+    # on its stdin, sent when every encoder has written its files. Every file is still decoded
+    # in a process of its own, apart from the one that encoded it.
+    encoders = {tag: _start("encode", tag, folder, checkpoints, size) for tag in ENVIRONMENTS}
+    decoders = {tag: _start("decode", tag, folder, checkpoints, size) for tag in ENVIRONMENTS}
+    try:
+        for tag, proc in encoders.items():
+            _finish(proc, "encode", tag)
+        for proc in decoders.values():
+            try:
+                proc.stdin.write("go\n")
+                proc.stdin.close()
+            except OSError:  # it died: _finish says how
+                pass
+        for tag, proc in decoders.items():
+            _finish(proc, "decode", tag)
+    finally:
+        for proc in (*encoders.values(), *decoders.values()):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     decoded = {tag: json.loads((folder / f"decoded_{tag}.json").read_text()) for tag in ENVIRONMENTS}
     summary = {}
     for version in VERSIONS:
@@ -151,7 +189,7 @@ def check(folder: Path, size: tuple, jobs: int = 2) -> dict:
     return summary
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--size", default="128x192", help="image size HxW (default 128x192)")
@@ -159,14 +197,14 @@ def main() -> int:
     parser.add_argument("--worker", choices=("encode", "decode"), help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoints", nargs="*", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     size = tuple(int(s) for s in args.size.lower().split("x"))
     if args.worker:
         torch.set_num_threads(ENVIRONMENTS[args.tag][1])
         if args.worker == "encode":
             encode(args.out, args.tag, args.checkpoints, size)
         else:
-            decode(args.out, args.tag, args.checkpoints)
+            decode(args.out, args.tag, args.checkpoints, wait=True)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         summary = check(args.out or Path(tmp), size)

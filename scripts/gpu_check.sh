@@ -20,6 +20,10 @@
 # (override with T_DEPS, T_TESTS, T_CODING, T_PRECISION, T_TRAIN, T_COMPILE, T_CROSS, in seconds;
 # their defaults add up to 450 s); a stage that fails or times out is reported and the others
 # still run; the exit code is non-zero if any failed. WHEELS: the wheels' folder (wheels/).
+# CPU_PRELOAD=1 (with --cpu; tests/test_gpu_check.py sets it): Python starts once, imports torch
+# and compressai (most of each tiny stage's time), and every stage's command runs in a process
+# forked from it — the same commands, limits, exit codes and outputs, without six more imports;
+# OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE: no spinning on a shared machine).
 #
 #   bash scripts/gpu_check.sh            # on a CUDA machine
 #   bash scripts/gpu_check.sh --cpu      # the same stages at tiny sizes on the CPU (a test runs this)
@@ -33,7 +37,7 @@ for arg in "$@"; do
     case "$arg" in
         --cpu) MODE=cpu ;;
         --dry-run) DRY=1 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $arg (expected --cpu, --dry-run)" >&2; exit 2 ;;
     esac
 done
@@ -78,8 +82,117 @@ else
     PEAK=(--peak-size 256)
 fi
 
-# Stage 0's question, asked even in a dry run: does this Python import what the check needs?
+# CPU_PRELOAD=1: a server that imports once and forks a process per command. The client passes
+# its argv, working folder, environment and stdin/stdout/stderr; the forked process runs the
+# script (or -m module) as `python` would, and sends back its exit code, which the client exits
+# with. A signal to the client (timeout's) kills the forked process.
+read -r -d '' PRELOAD_SERVER <<'EOF' || true
+import atexit, json, os, runpy, signal, socket, sys, threading, traceback
+server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+server.bind(sys.argv[1])
+server.listen(16)  # clients queue while the imports run
+import numpy, torch, compressai, compressai.zoo, pytest  # noqa: the slow imports, done once
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked processes reap themselves
+while True:
+    conn, _ = server.accept()
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    if os.fork():
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+        continue
+    server.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    request = json.loads(message)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    try:
+        conn.send(str(os.getpid()).encode())
+    except OSError:  # the client is gone (its stage's limit came first)
+        os._exit(1)
+    def orphaned():  # the client gone, even killed: so is this process
+        conn.recv(1)
+        os._exit(137)
+    threading.Thread(target=orphaned, daemon=True).start()
+    argv, code = request["argv"], 0
+    try:
+        if argv[0] == "-m":
+            sys.argv, sys.path[0] = argv[1:], os.getcwd()
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv, sys.path[0] = argv, os.path.dirname(os.path.abspath(argv[0]))
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.send(str(code).encode())
+    os._exit(code & 0xFF)
+EOF
+read -r -d '' PRELOAD_CLIENT <<'EOF' || true
+import json, os, signal, socket, sys, time
+client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+for attempt in range(600):
+    try:
+        client.connect(sys.argv[1])
+        break
+    except (FileNotFoundError, ConnectionRefusedError):
+        time.sleep(0.1)
+else:
+    sys.exit("gpu_check.sh: the CPU_PRELOAD server did not start")
+request = {"argv": sys.argv[2:], "cwd": os.getcwd(), "env": dict(os.environ)}
+socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
+pid = int(client.recv(64) or 0)
+def stop(signum, frame):
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    os._exit(128 + signum)
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(signum, stop)
+code = client.recv(64)
+sys.exit(int(code) if code else 1)  # no code: the forked process died
+EOF
+PRELOAD_PID=
+PRELOAD_SOCK=
+start_preload() {
+    PRELOAD_SOCK=$(mktemp -u "${TMPDIR:-/tmp}/dic-gpu-check.XXXXXX")
+    "$PY" -c "$PRELOAD_SERVER" "$PRELOAD_SOCK" </dev/null >/dev/null 2>&1 &
+    PRELOAD_PID=$!
+}
+stop_preload() {
+    [ -z "$PRELOAD_PID" ] || kill "$PRELOAD_PID" 2>/dev/null || true
+    [ -z "$PRELOAD_SOCK" ] || rm -f "$PRELOAD_SOCK"
+    PRELOAD_PID= PRELOAD_SOCK=
+}
+# py ARGS...: "$PY" ARGS..., forked from the server when it runs.
+py() {
+    if [ -n "$PRELOAD_SOCK" ]; then "$PY" -c "$PRELOAD_CLIENT" "$PRELOAD_SOCK" "$@"; else "$PY" "$@"; fi
+}
 DEPS=
+trap 'stop_preload; [ -z "$DEPS" ] || [ "$DRY" = 1 ] || rm -rf "$DEPS"' EXIT
+PRELOAD=0
+if [ "$MODE" = cpu ] && [ "${CPU_PRELOAD:-0}" = 1 ] && [ "$DRY" = 0 ]; then
+    PRELOAD=1
+    export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+    start_preload  # now, so that its imports overlap the question's
+fi
+
+# Stage 0's question, asked even in a dry run: does this Python import what the check needs?
 if ! timeout 120 "$PY" -c "import $NEEDED" >/dev/null 2>&1; then
     if [ "$DRY" = 1 ]; then
         DEPS='$TMPDIR/dic-gpu-deps.XXXXXX'
@@ -89,7 +202,7 @@ if ! timeout 120 "$PY" -c "import $NEEDED" >/dev/null 2>&1; then
         exit 2
     else
         DEPS=$(mktemp -d "${TMPDIR:-/tmp}/dic-gpu-deps.XXXXXX")
-        trap 'rm -rf "$DEPS"' EXIT
+        stop_preload  # it cannot import them either: it starts again once they are installed
     fi
 fi
 
@@ -109,6 +222,10 @@ stage() {
     shift 2
     echo "== $name (limit ${limit} s): $*"
     [ "$DRY" = 1 ] && return 0
+    if [ -n "$PRELOAD_SOCK" ] && [ "$1" = "$PY" ]; then  # CPU_PRELOAD: the same command, forked
+        shift
+        set -- "$PY" -c "$PRELOAD_CLIENT" "$PRELOAD_SOCK" "$@"
+    fi
     local start rc
     start=$(date +%s)
     set +e
@@ -131,6 +248,11 @@ if [ -n "$DEPS" ]; then
 else
     echo "-- deps: $PY imports $NEEDED: nothing to install"
 fi
+if [ "$PRELOAD" = 1 ]; then
+    [ -n "$PRELOAD_PID" ] || start_preload
+    echo "-- CPU_PRELOAD: every stage forks from one Python (pid $PRELOAD_PID) that imported torch and compressai"
+fi
+
 stage cuda-tests "$T_TESTS" "$PY" -m pytest -q -m cuda tests -p no:cacheprovider --junitxml="$DIR/cuda_tests.xml"
 stage coding "$T_CODING" "$PY" scripts/bench.py "${MODEL[@]}" "${SIZE[@]}" --device "$DEVICE" "${RUNS[@]}" \
     "${PATHS[@]}" "${PEAK[@]}" --no-train --no-memory --json "$DIR/bench_coding.json"
@@ -147,4 +269,4 @@ stage cross-device-back "$T_CROSS" "$PY" -m dic.apps.bench.crossdevice "${MODEL[
 
 [ "$DRY" = 1 ] && exit 0
 echo
-"$PY" -m dic.apps.bench.gpu_summary "$DIR"
+py -m dic.apps.bench.gpu_summary "$DIR"
