@@ -39,6 +39,17 @@ def test_launch_runs_the_module_main_with_argv(capsys):
     assert "mse" in capsys.readouterr().out.split()
 
 
+def test_train_and_test_launchers_answer_help_without_torch():
+    for function, usage in (("dic_train", "usage: dic train"), ("dic_test", "usage: dic test")):
+        script = (f"import sys; sys.argv = ['x', '--help']; from dic.apps.launch import {function}\n"
+                  f"try:\n    {function}()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+                  "assert 'torch' not in sys.modules, 'torch imported'")
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT / "codes")})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(usage) and "--set" in proc.stdout
+
+
 def test_every_launcher_goes_through_launch():
     """The console scripts and train.py / test.py enter through dic.apps.launch, not the
     command modules (whose imports would be outside the guard)."""

@@ -30,10 +30,11 @@ def dic() -> int:
 
 
 def dic_train() -> int:
-    """``dic-train`` and ``train.py``."""
-    return launch("dic.apps.train.loop")
+    """``dic-train`` and ``train.py``: ``dic train`` (so ``--help`` and a bad argument answer
+    before torch is imported)."""
+    return launch("dic.apps.cli", ["train", *sys.argv[1:]])
 
 
 def dic_test() -> int:
-    """``dic-test`` and ``test.py``."""
-    return launch("dic.apps.evaluate.runner")
+    """``dic-test`` and ``test.py``: ``dic test``."""
+    return launch("dic.apps.cli", ["test", *sys.argv[1:]])
