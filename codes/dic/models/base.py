@@ -243,8 +243,8 @@ class CodecBase(Cheng2020Anchor):
 
     def _synthesize(self, y_hat: Tensor, precision: Precision = "float32") -> Tensor:
         """``g_s(ŷ)`` clamped to [0, 1], float32; on the CPU fed channels_last (oneDNN's faster
-        layout there: about 25 % off ``g_s`` at N=192, the same values up to float rounding, and
-        the same whatever the thread count). ``precision``: :mod:`.precision` (autocast)."""
+        layout there: 0–20 % off ``g_s`` at N=192, docs/performance.md; the same values up to
+        float rounding, whatever the thread count). ``precision``: :mod:`.precision` (autocast)."""
         dtype = resolve_precision(precision, y_hat.device)
         if y_hat.device.type == "cpu":
             y_hat = y_hat.contiguous(memory_format=torch.channels_last)
