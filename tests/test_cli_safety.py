@@ -202,10 +202,17 @@ def test_ctrl_c_in_any_command_is_one_line_and_130(tmp_path, capsys, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
+def sigint_default() -> None:
+    """In the child before it runs: Ctrl-C as a terminal delivers it. A shell's background job
+    starts with SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_cli(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "dic.apps.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, **kwargs)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO, preexec_fn=sigint_default,
+                            **kwargs)
 
 
 def _interrupt_after(process: subprocess.Popen, stream, marker: str):

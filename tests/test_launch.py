@@ -26,7 +26,8 @@ def test_ctrl_c_while_the_command_module_imports_is_one_line(tmp_path):
     (tmp_path / "slow_command.py").write_text(SLOW_MODULE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "codes")])}
     process = subprocess.Popen([sys.executable, "-c", "import sys; from dic.apps.launch import launch; "
-                                "sys.exit(launch('slow_command'))"], env=env, stderr=subprocess.PIPE, text=True)
+                                "sys.exit(launch('slow_command'))"], env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
     assert process.stderr.readline().strip() == "importing"
     process.send_signal(signal.SIGINT)
     err = process.communicate(timeout=60)[1]
