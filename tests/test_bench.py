@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from compressai.layers import MaskedConv2d
 
-from dic.apps.bench import add_arguments, benchmark, main
+from dic.apps.bench import add_arguments, benchmark
+from dic.apps.cli import main as dic_main
 from dic.apps.bench.inputs import make_noisy, parse_hparams, parse_size, synthetic_image
 from dic.apps.bench.memory import probe_memory
 from dic.apps.bench.official import ExplicitAttention, OfficialStyleSNRDecomp, explicit_masked_attention, host_snr_map
@@ -58,7 +59,7 @@ def test_bench_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["--model", "snr-decomp", "--size", "128x64", "--repeats", "1", "--warmup", "0",
             "--no-train", "--no-memory", "--json", str(out), "--threads", "0", "--peak-size", "128", *TINY_ARGS]
-    assert main(args) == 0
+    assert dic_main(["bench", *args]) == 0
     text = capsys.readouterr().out
     assert "decode time" in text and "CompressAI" in text
     data = json.loads(out.read_text())
@@ -103,7 +104,7 @@ def test_bench_bfloat16_path(tmp_path, capsys):
             "--json", str(out), *TINY_ARGS]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert main(args) == 0
+        assert dic_main(["bench", *args]) == 0
     text = capsys.readouterr().out
     data = json.loads(out.read_text())
     coding = data["coding"]
@@ -260,7 +261,7 @@ def test_bench_rejects_bad_options(capsys):
         benchmark(_bench_args("--paths", "exact,exact-fp16", "--no-train", "--no-memory", "--size", "64x64"))
     with pytest.raises(OptionError, match="--peak-size must be positive"):
         benchmark(_bench_args("--peak-size", "0"))
-    assert main(["--noise-level", "7", "--no-train", "--no-memory", "--repeats", "0", "--size", "64x64",
+    assert dic_main(["bench", "--noise-level", "7", "--no-train", "--no-memory", "--repeats", "0", "--size", "64x64",
                  *TINY_ARGS]) == 2
     assert "--noise-level: noise level must be one of 1, 2, 3, 4, got 7" in capsys.readouterr().err
 

@@ -336,10 +336,14 @@ def test_bench_names_and_parsers_are_defined_once():
     assert coding.CODING_PATHS is bench_args.CODING_PATHS and training.TRAIN_VARIANTS is bench_args.TRAIN_VARIANTS
     assert tuple(coding.PATH_CONTEXT) == bench_args.CODING_PATHS
     assert bench_args.CONTEXTS is CONTEXTS is coding.CONTEXTS and tuple(coding.PAIRS) == CONTEXTS  # one definition
-    assert runner.add_arguments is bench.add_arguments is bench_args.add_arguments
+    assert bench.add_arguments is bench_args.add_arguments
     assert runner.check_args is bench_args.check_args and bench.benchmark is runner.benchmark
-    assert loop.add_arguments is train_args.add_arguments
-    assert test_runner.add_arguments is test_args.add_arguments
+    for heavy in (runner, loop, test_runner):  # no parser, and no entry point building one, of their own
+        assert not hasattr(heavy, "add_arguments") and not hasattr(heavy, "main"), heavy.__name__
+    from dic.apps.cli import SUBCOMMANDS
+
+    for name, light in (("train", train_args), ("test", test_args), ("bench", bench_args)):
+        assert SUBCOMMANDS[name].parser_module == light.__name__
 
 
 def test_registry_names_read_without_importing_match_the_registries():

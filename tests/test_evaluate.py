@@ -18,11 +18,17 @@ from dic.apps.cli import main as dic_main
 from dic.data import create_dataset
 from dic.data.io import read_image, write_image
 from dic.apps.evaluate.reports import read_csv
-from dic.apps.evaluate.runner import evaluate, main
+from dic.apps.evaluate.runner import evaluate
 from dic.metrics import psnr
 from dic.checkpoints import save_checkpoint
 from dic.models import create_model
 from dic.config import load_options
+
+
+def main(argv):
+    """``dic test ...`` (what test.py and dic-test run)."""
+    return dic_main(["test", *argv])
+
 
 TINY_SNR = dict(N=16, num_layers=1, num_heads=2, head_dim=16)
 KEYS = ("psnr", "ms-ssim", "ms-ssim-db", "bpp", "encoding_time", "decoding_time")

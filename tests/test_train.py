@@ -366,14 +366,17 @@ def test_resume_path_and_batch_split(tmp_path, data):
 def test_missing_resume_checkpoint_is_a_clear_error(tmp_path, data, capsys):
     options(tmp_path, data, "missing")
     opt_file = tmp_path / "missing.yml"
-    code = train_mod.main(["-opt", str(opt_file), "--set", "path.resume=nowhere.pth"])
+    code = dic_main(["train", "-opt", str(opt_file), "--set", "path.resume=nowhere.pth"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "nowhere.pth does not exist" in err
     assert "Traceback" not in err
 
 
-def test_cli_errors_exit_2_without_traceback(tmp_path, capsys):
-    assert train_mod.main(["-opt", str(tmp_path / "nope.yml")]) == 2
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch):
+    from dic.apps.launch import dic_train
+
+    monkeypatch.setattr("sys.argv", ["dic-train", "-opt", str(tmp_path / "nope.yml")])
+    assert dic_train() == 2  # dic-train and train.py
     assert "option file not found" in capsys.readouterr().err
     assert dic_main(["train", "-opt", str(tmp_path / "nope.yml")]) == 2
 

@@ -16,6 +16,7 @@ import pytest
 
 import dic
 import dic.apps.train.loop as train_mod
+from dic.apps.cli import main as dic_main
 from dic.apps.train.loop import Interrupted, fit
 from dic.checkpoints import load_checkpoint, load_model, weights_fingerprint
 
@@ -44,7 +45,7 @@ def test_refused_run_writes_nothing(tmp_path, data, capsys, override):
     """A fresh run refused for a bad value creates no folder; with an earlier run of the same name
     there, a refused new run (resume: none) leaves it in place, not archived."""
     options(tmp_path / "fresh", data, "r")
-    assert train_mod.main(["-opt", str(tmp_path / "fresh" / "r.yml"), "--set", override]) == 2
+    assert dic_main(["train", "-opt", str(tmp_path / "fresh" / "r.yml"), "--set", override]) == 2
     err = capsys.readouterr().err
     assert err.startswith(REFUSED[override]) and err.count("\n") == 1, err
     assert tree(tmp_path / "fresh") == ["r.yml"]
@@ -55,14 +56,14 @@ def test_refused_run_writes_nothing(tmp_path, data, capsys, override):
     (old / "experiments" / "r" / "train.log").write_text("an earlier run\n")
     (old / "tb_logger" / "r").mkdir(parents=True)
     before = tree(old)
-    assert train_mod.main(["-opt", str(old / "r.yml"), "--set", "path.resume=none", override]) == 2
+    assert dic_main(["train", "-opt", str(old / "r.yml"), "--set", "path.resume=none", override]) == 2
     assert tree(old) == before
     assert (old / "experiments" / "r" / "train.log").read_text() == "an earlier run\n"
 
 
 def test_terminal_summary_and_every_option_in_the_log(tmp_path, data, capsys):
     options(tmp_path, data, "summary", value=1)
-    assert train_mod.main(["-opt", str(tmp_path / "summary.yml")]) == 0
+    assert dic_main(["train", "-opt", str(tmp_path / "summary.yml")]) == 0
     out = capsys.readouterr().out
     head = out[:out.index("outputs:")]
     assert "options:" not in out and "lambda_fea" not in out  # no dump on the terminal
@@ -119,7 +120,7 @@ def test_signal_saves_a_checkpoint_and_resume_equals_uninterrupted(tmp_path, dat
 
 
 # ------------------------------------------------------------------------------------------------
-# Runs in a subprocess: the launcher's main(), with step 3 waiting (after writing `ready`) until
+# Runs in a subprocess: `dic train` (what train.py runs), with step 3 waiting (after writing `ready`) until
 # the test has sent its signal and written `go`, so that the signal lands during step 3.
 LAUNCHER = textwrap.dedent('''
     import os, sys, time
@@ -136,7 +137,8 @@ LAUNCHER = textwrap.dedent('''
                 time.sleep(0.02)
         return real_step(run, gt, noisy)
     loop.train_step = waiting_step
-    sys.exit(loop.main(sys.argv[3:]))
+    from dic.apps.cli import main
+    sys.exit(main(['train', *sys.argv[3:]]))
 ''')
 
 

@@ -5,9 +5,9 @@ The package imports nothing until a name is asked for, so ``dic bench --help`` l
 import importlib
 from typing import Any
 
-__all__ = ["add_arguments", "benchmark", "main", "run"]
+__all__ = ["add_arguments", "benchmark", "run"]
 
-_HOMES = {"add_arguments": ".arguments", "benchmark": ".runner", "main": ".runner", "run": ".runner"}
+_HOMES = {"add_arguments": ".arguments", "benchmark": ".runner", "run": ".runner"}
 
 
 def __getattr__(name: str) -> Any:

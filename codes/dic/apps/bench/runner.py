@@ -23,9 +23,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import compressai
 import numpy as np
@@ -34,9 +33,8 @@ import torch
 from ...errors import ArgumentError, OptionError
 from ...fileio import atomic_write_text
 from ...models.precision import describe as describe_precision, resolve_precision
-from ..guard import guarded
 from ..runtime import parse_device
-from .arguments import add_arguments, check_args, parse_contexts, parse_list
+from .arguments import check_args, parse_contexts, parse_list
 from .coding import (PATH_CONTEXT, PATH_PRECISION, bench_coding, coding_paths, context_twins, default_paths,
                      path_precisions)
 from .inputs import build_model, load_image, make_noisy, parse_size
@@ -57,14 +55,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"results written to {args.json}")
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``scripts/bench.py``: the same as ``dic bench``; a user error prints one line and exits 2."""
-    parser = argparse.ArgumentParser(prog="dic bench", description="Measure coding and training speed "
-                                     "and peak memory against CompressAI's coding path.")
-    add_arguments(parser)
-    return guarded(run, parser.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 def benchmark(args: argparse.Namespace) -> Dict[str, Any]:
@@ -178,6 +168,3 @@ def _argv_of(args: argparse.Namespace) -> List[str]:
             parts.append(f"{flag} {value}")
     return parts
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +39,7 @@ from ...data import write_image
 from ...errors import ArgumentError, CheckpointError, OptionError
 from ...logger import get_logger, setup_logger
 from ...models.precision import NAMES, resolve_precision
-from ..guard import guarded
 from ..runtime import device_from_gpu_ids
-from .arguments import add_arguments  # dic test --help reads it without torch
 from .baselines import baseline_coders, learned_sequential_coder
 from .coders import Coder, EntryInfo, ModelCoder
 from .protocol import measure, prepare_sample, to_8bit
@@ -246,10 +243,3 @@ def run(args: argparse.Namespace) -> int:
     """``dic test``: evaluate ``args.opt``."""
     return evaluate_option_file(args.opt, args.set, progress=not args.no_progress)
 
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``test.py`` / ``dic-test``: evaluate from an option file; user errors exit 2."""
-    parser = argparse.ArgumentParser(prog="dic-test", description="Evaluate checkpoints from an option file.")
-    add_arguments(parser)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return guarded(run, args)

@@ -40,7 +40,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict
 
 import torch
 import torch.nn as nn
@@ -50,9 +50,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ...config import Options, load_options, named_by_set, parse_overrides
 from ...errors import OptionError
-from ..guard import guarded
 from . import distributed as dist
-from .arguments import add_arguments  # dic train --help reads it without torch
 from .checkpointing import write_checkpoints
 from .schedule import current_lr, step_plateau, step_time
 from .setup import Run, setup, teardown
@@ -74,13 +72,6 @@ def run(args: argparse.Namespace) -> int:
         # found while building the run: about a key given with --set, it names --set as the loader does
         raise named_by_set(e, [key for key, _ in parse_overrides(args.set)]) from None
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``train.py`` and ``dic-train``; a user error prints one line and exits 2."""
-    parser = argparse.ArgumentParser(prog="dic-train", description="Train a model from an option file.")
-    add_arguments(parser)
-    return guarded(run, parser.parse_args(argv))
 
 
 # ============================================================================================
