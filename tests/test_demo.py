@@ -21,6 +21,7 @@ from dic.checkpoints.loading import load_model
 from dic.config import build_model, load_options
 from dic.config.build import criterion_lambda
 from dic.data.prepare import SAMPLES, read_photograph, skimage_data_dir, strip_png_chunks
+from repo_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights" / "demo"
@@ -190,11 +191,7 @@ def samples(tmp_path_factory):
 
 
 def _ladder_violations(kind: str, samples: Path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import check_ladder
-    finally:
-        sys.path.pop(0)
+    check_ladder = load_script("check_ladder")
     ladder = [str(WEIGHTS / f"demo_{kind}_l{i}.pth") for i in (1, 2, 3)]
     if not all(Path(p).is_file() for p in ladder):
         pytest.skip("no shipped demo weights")

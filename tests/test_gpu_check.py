@@ -3,7 +3,6 @@ on the CPU (``--cpu``), one table and one JSON file, and a failing stage reporte
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dic.apps.bench.gpu_summary import collect, failed, format_summary
+from repo_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
@@ -79,10 +79,7 @@ def test_a_failed_stage_fails_the_check(tmp_path):
 # --- stage 0: the dependencies a CUDA machine like issue 23's lacks -------------------------------
 
 def _fetch_module():
-    spec = importlib.util.spec_from_file_location("fetch_gpu_wheels", ROOT / "scripts" / "fetch_gpu_wheels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_gpu_wheels")
 
 
 def _python_without_site(tmp_path: Path) -> Path:

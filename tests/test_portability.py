@@ -3,7 +3,6 @@ stored, the exact fixed-point entropy path, format versions 2 and 3, and the cro
 check (encode and decode in processes under other instruction-set limits and thread counts)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from dic.models import create_model
 from dic.models.exact import (ACTIVATION_LIMIT, ExactContextCoder, FixedLayer, exact_hyper_features, fuse_context,
                               quantize_layer, to_counts)
 from dic.models.latent_codec import hyper_features
+from repo_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"snr-decomp": dict(N=16, num_layers=1, num_heads=2, head_dim=8), "multiscale-decomp": dict(N=16),
@@ -292,9 +292,7 @@ def test_files_decode_identically_under_other_instruction_sets_and_thread_counts
     The script's driver runs in this process (it only writes the checkpoints and starts the
     workers: a process of its own would import torch and the models once more, for nothing);
     the six workers are fresh processes under their limits, as from the command line."""
-    spec = importlib.util.spec_from_file_location("check_portability", REPO / "scripts" / "check_portability.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("check_portability")
     summary_path = tmp_path / "summary.json"
     rc = script.main(["--out", str(tmp_path / "w"), "--size", "384x512", "--json", str(summary_path)])
     out = capsys.readouterr().out

@@ -1,5 +1,4 @@
 """The preparation scripts end to end on generated fixtures, then the loaders on what they wrote."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,20 +15,14 @@ from dic.data import create_dataset, read_image, write_image
 from dic.data.prepare import SAMPLES
 from dic.data.sidd import CAMERA_GEOMETRY, tile_path
 from dic.errors import ArgumentError, DataError
+from repo_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["flicker_process", "sidd_block", "sidd_tile_annotations", "prepare_samples"]
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(name, *args):
-    return _script(name).main([*map(str, args), "--no-progress"])
+    return load_script(name).main([*map(str, args), "--no-progress"])
 
 
 def _rand(h, w, seed=0):
@@ -45,8 +38,8 @@ def test_every_script_has_help_and_repo_relative_defaults(tmp_path):
         out = subprocess.run([sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"],
                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert out.returncode == 0 and "usage:" in out.stdout, out.stderr
-    assert _script("prepare_samples").build_parser().parse_args([]).out == REPO / "data" / "samples"
-    assert _script("flicker_process").build_parser().parse_args([]).src == REPO / "data/flicker/flicker_2W_images"
+    assert load_script("prepare_samples").build_parser().parse_args([]).out == REPO / "data" / "samples"
+    assert load_script("flicker_process").build_parser().parse_args([]).src == REPO / "data/flicker/flicker_2W_images"
 
 
 # ---- Flicker ---------------------------------------------------------------------------------

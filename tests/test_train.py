@@ -2,7 +2,6 @@
 kill-and-resume in step and epoch mode, capped bad steps (skip and zero_grad), archived old runs,
 schedules, the CLI."""
 import copy
-import importlib.util
 import math
 import random
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 import yaml
 
 import dic.apps.train.loop as train_mod
+from repo_scripts import load_script
 from dic.apps.cli import main as dic_main
 from dic.apps.train.loop import epoch_batches, fit, train_step
 from dic.apps.train.schedule import create_schedulers, step_plateau, step_time, warmup_multistep
@@ -446,9 +446,7 @@ def test_entropy_model_stays_float32_under_autocast():
 
 def test_example_option_files_load_and_match_their_generator(tmp_path):
     repo = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("make_train_configs", repo / "scripts" / "make_train_configs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("make_train_configs")
     assert script.main(["--out", str(tmp_path)]) == 0
     committed = {p.name: p.read_text() for p in (repo / "conf" / "train").glob("*.yml")}
     generated = {p.name: p.read_text() for p in tmp_path.glob("*.yml")}
