@@ -407,7 +407,7 @@ def test_decompress_uses_the_api_decoding_path(coded, tmp_path, monkeypatch, cap
     monkeypatch.setattr(dic.codec.api, "decode_with_header", spy)
     root, _, dic_file = coded
     out = tmp_path / "x.png"
-    assert main(["decompress", str(dic_file), str(out), "--checkpoint-dir", str(CKPT.parent)]) == 0
+    assert main(["decompress", str(dic_file), str(out), "--checkpoint-dir", str(CKPT.parent), "--precision", "float32"]) == 0
     assert calls == [str(dic_file)]
     assert np.array_equal(read_image(out), dic.codec.decode_bytes(dic_file.read_bytes(), checkpoint=CKPT))
     assert f"loading checkpoint {CKPT}" in capsys.readouterr().err

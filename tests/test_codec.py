@@ -82,8 +82,9 @@ def _repack(env, strings) -> bytes:
 def test_file_round_trip_reproduces_forward(env, capsys):
     """compress → decompress through files and the CLI (checkpoint found beside the file)."""
     root = env["root"]
-    assert main(["compress", str(root / "img.png"), str(root / "img.dic"), "-c", str(env["ckpt"])]) == 0
-    assert main(["decompress", str(root / "img.dic"), str(root / "rec.png")]) == 0
+    # float32 both ways, as forward runs (the default, auto, is bfloat16 on a CPU with AMX)
+    assert main(["compress", str(root / "img.png"), str(root / "img.dic"), "-c", str(env["ckpt"]), "--precision", "float32"]) == 0
+    assert main(["decompress", str(root / "img.dic"), str(root / "rec.png"), "--precision", "float32"]) == 0
     assert "bpp" in capsys.readouterr().out
     decoded = read_image(root / "rec.png")
     assert decoded.shape == (H, W, 3)
@@ -388,7 +389,8 @@ def test_checkpoint_search(env, tmp_path, monkeypatch, capsys):
     assert f"{files} (beside the .dic file)" in err and "--checkpoint-dir or $DIC_CHECKPOINT_PATH" in err
 
     (store / "a.pth").write_bytes(env["ckpt"].read_bytes())
-    assert main(["decompress", str(src), str(out), "--checkpoint-dir", str(decoy), "--checkpoint-dir", str(store)]) == 0
+    assert main(["decompress", str(src), str(out), "--checkpoint-dir", str(decoy), "--checkpoint-dir", str(store),
+                 "--precision", "float32"]) == 0
     assert np.array_equal(read_image(out), expected)
     out.unlink()  # decompress replaces no existing file (without --force)
 
@@ -398,7 +400,8 @@ def test_checkpoint_search(env, tmp_path, monkeypatch, capsys):
     assert f"skipped: {decoy / 'a.pth'} (other weights: fingerprint" in err
     assert f"{env_dir} ($DIC_CHECKPOINT_PATH)" in err
     (env_dir / "a.pth").write_bytes(env["ckpt"].read_bytes())
-    assert main(["decompress", str(src), str(out)]) == 0 and np.array_equal(read_image(out), expected)
+    assert main(["decompress", str(src), str(out), "--precision", "float32"]) == 0
+    assert np.array_equal(read_image(out), expected)
 
     monkeypatch.delenv(codec.CHECKPOINT_PATH_ENV)
     (files / "a.pth").write_bytes(env["ckpt"].read_bytes())

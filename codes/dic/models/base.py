@@ -205,11 +205,15 @@ class CodecBase(Cheng2020Anchor):
 
     def _analyse(self, x: Tensor, blur: Optional[Tensor] = None, precision: Precision = "float32") -> Tensor:
         """``y = encode(x)["y"]`` of a padded batch with the analysis in ``precision``
-        (autocast), as float32."""
+        (autocast), as float32. A low precision on the CPU is fed channels_last: oneDNN's bfloat16
+        convolutions reorder every contiguous input, which doubled the analysis's time
+        (docs/precision.md); float32 keeps its layout (no gain measured on every CPU)."""
         dtype = resolve_precision(precision, self._device())
+        if dtype != torch.float32 and x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
         with transform_precision(dtype, self._device()):
             y = self.encode(x, blur=blur)["y"]
-        return y.float()
+        return y.float().contiguous()
 
     def latent_shape(self, shape: Sequence[int]) -> Tuple[int, int]:
         """Size of ``z`` for an H×W image: the padded size over 64."""
