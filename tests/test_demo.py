@@ -204,7 +204,5 @@ def test_shipped_codec_ladder_spends_fewer_bits_at_lower_lambda(samples):
     assert _ladder_violations("codec", samples) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22, open: the joint λ = 0.0035 file spends more bits than the "
-                                       "λ = 0.0067 one on clock_motion (docs/demo.md, 'The ladders')")
 def test_shipped_joint_ladder_spends_fewer_bits_at_lower_lambda(samples):
     assert _ladder_violations("joint", samples) == []
