@@ -38,7 +38,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
@@ -219,16 +219,17 @@ def tiny() -> dict:
 DEMO_LAMBDAS = (LAMBDAS["mse"][1], LAMBDAS["mse"][2], LAMBDAS["mse"][3])
 DEMO_MODELS = {"joint": ("snr-decomp", {"N": 32, "num_layers": 1, "num_heads": 2, "head_dim": 16}, "l1"),
                "codec": ("cheng2020-anchor", {"N": 32}, None)}
-#: The middle rate point is trained from scratch for DEMO_STEPS; the outer two start from its
-#: best checkpoint and train DEMO_FINETUNE_STEPS at their own λ (the same for both ladders).
+#: The middle rate point is trained from scratch for DEMO_STEPS on DEMO_PATCH crops; the outer
+#: two start from its best checkpoint and train at their own λ as DEMO_FINETUNE says.
 DEMO_ANCHOR = 2
 DEMO_STEPS = 18000
-DEMO_FINETUNE_STEPS = 4500
 DEMO_PATCH = 64
-#: Fine-tunes on larger crops, (kind, point) → (patch, steps): the joint model's λ = 0.0035 point
+#: A fine-tune: crop side, steps, and the steps of its learning-rate drops (×0.3).
+DEMO_FINETUNE = (DEMO_PATCH, 4500, [3000])
+#: Fine-tunes of their own, (kind, point) → as DEMO_FINETUNE: the joint model's λ = 0.0035 point
 #: fine-tuned on 64×64 crops spent less than the anchor on 64×64 tiles and more on whole flat
 #: photographs (docs/demo.md, "The ladders, checked").
-DEMO_LARGE_CROPS = {("joint", 1): (128, 2000)}
+DEMO_FINETUNES = {("joint", 1): (128, 2000, [1500])}
 #: Training noise of the demo: log10 σ ranges that cover the four test levels (level 4 is
 #: σ_read 0.083 = 10^-1.08, σ_shot 0.0329 = 10^-1.48), where the papers' stop at 10^-1.5 and 10^-2.
 DEMO_LOG10_READ = [-3.0, -1.0]
@@ -243,22 +244,20 @@ def demo_name(kind: str, point: int) -> str:
     return f"demo_{kind}_l{point}"
 
 
-def demo_crops(kind: str, point: int) -> tuple:
-    """(patch, steps) of one rate point's training."""
-    steps = DEMO_STEPS if point == DEMO_ANCHOR else DEMO_FINETUNE_STEPS
-    return DEMO_LARGE_CROPS.get((kind, point), (DEMO_PATCH, steps))
+def demo_training(kind: str, point: int) -> Tuple[int, int, List[int]]:
+    """(crop side, steps, learning-rate drops) of one rate point: the anchor's drops at 70 % and
+    90 % of its steps, a fine-tune's from DEMO_FINETUNE or DEMO_FINETUNES."""
+    if point == DEMO_ANCHOR:
+        return DEMO_PATCH, DEMO_STEPS, [int(DEMO_STEPS * 0.7), int(DEMO_STEPS * 0.9)]
+    return DEMO_FINETUNES.get((kind, point), DEMO_FINETUNE)
 
 
 def demo_schedule(kind: str, point: int) -> dict:
-    """The train.step section of one rate point: the anchor from scratch with lr 1e-3 (×0.3 at
-    70 % and 90 %), the others (warm-started from the anchor) with lr 3e-4 (×0.3 at 3/4 of a
-    fine-tune on larger crops, else at 2/3)."""
-    common = {"lr_aux": 1e-3, "lr_scheme": "LambdaLR", "warm_up_counts": 20, "gamma": 0.3, "val_freq": 500}
-    if point == DEMO_ANCHOR:
-        return {"value": DEMO_STEPS, "lr": 1e-3, **common, "milestones": [int(DEMO_STEPS * 0.7), int(DEMO_STEPS * 0.9)]}
-    patch, steps = demo_crops(kind, point)
-    drop = steps * 3 // 4 if patch != DEMO_PATCH else steps * 2 // 3
-    return {"value": steps, "lr": 3e-4, **common, "milestones": [drop]}
+    """The train.step section of one rate point: the anchor from scratch with lr 1e-3, the others
+    (warm-started from the anchor) with lr 3e-4; each ×0.3 at its drops."""
+    _, steps, drops = demo_training(kind, point)
+    return {"value": steps, "lr": 1e-3 if point == DEMO_ANCHOR else 3e-4, "lr_aux": 1e-3, "lr_scheme": "LambdaLR",
+            "warm_up_counts": 20, "gamma": 0.3, "val_freq": 500, "milestones": list(drops)}
 
 
 def demo(kind: str, point: int) -> dict:
@@ -272,7 +271,7 @@ def demo(kind: str, point: int) -> dict:
         "gpu_ids": None,
         "manual_seed": point,
         "datasets": {
-            "train": {"root": "data/samples/train", "name": "synthetic", "patch_size": demo_crops(kind, point)[0], "batch_size": 7,
+            "train": {"root": "data/samples/train", "name": "synthetic", "patch_size": demo_training(kind, point)[0], "batch_size": 7,
                       "n_workers": 0, "noise_log10_read": DEMO_LOG10_READ, "noise_log10_shot": DEMO_LOG10_SHOT,
                       **DEMO_AUGMENT},
             "val": {"root": "data/samples/val", "name": "synthetic", "patch_size": 256, "batch_size": 1},
@@ -294,7 +293,7 @@ def demo_header(kind: str, point: int) -> str:
     what = ("the joint model (denoising and coding in one network, guided during training by the\n"
             "clean image's features)" if kind == "joint" else
             "the codec-only baseline (an image codec of the same width, trained from\nnoisy input to clean target)")
-    patch, steps = demo_crops(kind, point)
+    patch, steps, _ = demo_training(kind, point)
     start = (f"trained from scratch for {steps} steps" if point == DEMO_ANCHOR else
              f"fine-tuned for {steps} steps from rate point {DEMO_ANCHOR} (its best.pth)")
     lines = [f"Generated by {SCRIPT} — do not edit (change the script's demo table and rerun it).",
